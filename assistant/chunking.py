@@ -1,0 +1,72 @@
+"""Splitting Documents into passages sized in the embedder's own tokens, with exact offsets.
+
+Example:
+    >>> from assistant.schema import Document
+    >>> doc = Document("a.txt", "A", "First paragraph. It is short.\\nSecond one.")
+    >>> [(c.paragraph, c.text) for c in split(doc, lambda s: len(s.split()), 5, 0)]
+    [(1, 'First paragraph. It is short.'), (2, 'Second one.')]
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable
+
+from .schema import Chunk, Document
+
+# Paragraphs first, then sentences, then clauses, then words: the splitter only cuts inside a
+# sentence when that one sentence alone is longer than a passage.
+SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
+SPLITTER_ID = "recursive-v1"
+
+
+def paragraph_starts(text: str) -> list[int]:
+    """Offsets where paragraphs start: blank-line separated if the text has blank lines, else lines."""
+    sep = r"\n\s*\n" if re.search(r"\n\s*\n", text) else r"\n"
+    starts = [0]
+    for match in re.finditer(sep, text):
+        starts.append(match.end())
+    return starts
+
+
+def split(
+    doc: Document, count_tokens: Callable[[str], int], chunk_tokens: int, overlap: int
+) -> list[Chunk]:
+    """Split a document into Chunks of at most chunk_tokens tokens (as counted by count_tokens)."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=chunk_tokens,
+        chunk_overlap=overlap,
+        length_function=count_tokens,
+        separators=SEPARATORS,
+        keep_separator="end",
+        strip_whitespace=True,
+    )
+    paragraphs = paragraph_starts(doc.text)
+    chunks: list[Chunk] = []
+    cursor = 0
+    for piece in splitter.split_text(doc.text):
+        start = doc.text.find(piece, cursor)
+        if start < 0:  # overlap moved us past it; search from the top as a fallback
+            start = doc.text.find(piece)
+        if start < 0:
+            continue
+        end = start + len(piece)
+        cursor = start + 1
+        page = bisect.bisect_right(doc.page_starts, start) if doc.page_starts else None
+        chunks.append(
+            Chunk(
+                id=f"{doc.id}#{len(chunks)}",
+                doc_id=doc.id,
+                text=piece,
+                start=start,
+                end=end,
+                paragraph=bisect.bisect_right(paragraphs, start),
+                title=doc.title,
+                date=doc.date,
+                page=page,
+            )
+        )
+    return chunks

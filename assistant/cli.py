@@ -1,0 +1,138 @@
+"""Command line: python -m assistant index / ask / eval / serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import Config, ConfigError
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", type=Path, help="documents folder (default: seeds/)")
+    parser.add_argument("--index", type=Path, help="index folder (default: index/)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assistant", description="Local question answering over a folder of documents."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or update the index from the seeds folder")
+    _common(p)
+    p.add_argument("--wait", type=float, default=0.0,
+                   help="seconds to wait if another build is running (default: refuse at once)")
+
+    p = sub.add_parser("ask", help="answer one question from the indexed documents")
+    _common(p)
+    p.add_argument("question", help="the question, in quotes")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--engine", choices=["auto", "transformers", "llamacpp"])
+
+    p = sub.add_parser("eval", help="score retrieval, answers, citations and abstention on a set")
+    p.add_argument("--set", dest="set_dir", type=Path, required=True,
+                   help="folder with corpus/ and questions.jsonl")
+    p.add_argument("--limit", type=int, help="only the first N questions")
+    p.add_argument("--retrieval-only", action="store_true", help="skip generation")
+    p.add_argument("--json", dest="json_file", type=Path, help="write the result here")
+    p.add_argument("--engine", choices=["auto", "transformers", "llamacpp"])
+    p.add_argument("-v", "--verbose", action="store_true", help="log diagnostics")
+
+    p = sub.add_parser("serve", help="start the chat window (same as python app.py)")
+    _common(p)
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 7860)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        cfg = Config.from_env(
+            seeds_dir=getattr(args, "seeds", None),
+            index_dir=getattr(args, "index", None),
+            engine=getattr(args, "engine", None),
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+        )
+        return COMMANDS[args.command](cfg, args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ConfigError, RuntimeError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def cmd_index(cfg: Config, args: argparse.Namespace) -> int:
+    from .rag import build_index
+
+    report = build_index(cfg, progress=_print_progress, lock_wait_s=args.wait)
+    print(report.summary())
+    return 0
+
+
+def _print_progress(fraction: float, message: str) -> None:
+    print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+
+
+def cmd_ask(cfg: Config, args: argparse.Namespace) -> int:
+    from .rag import Assistant
+
+    assistant = Assistant.from_config(cfg, progress=_print_progress)
+    answer = assistant.ask(args.question)
+    if args.json:
+        print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=1))
+        return 0
+    print(answer.text)
+    for c in answer.citations:
+        mark = "" if c.supported else "  (not supported by this passage)"
+        print(f"  [{c.n}] {c.doc_id}: \"{c.quote}\"{mark}")
+    t = answer.timings
+    print(f"({t.get('total_ms', 0) / 1000:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def answer_to_json(answer) -> dict:
+    """The --json shape of an Answer."""
+    return {
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "citations": [
+            {"n": c.n, "doc_id": c.doc_id, "passage_id": c.passage_id,
+             "supported": c.supported, "quote": c.quote}
+            for c in answer.citations
+        ],
+        "passages": [
+            {"n": i, "doc_id": h.chunk.doc_id, "title": h.chunk.title, "text": h.chunk.text,
+             "score": round(h.score, 4)}
+            for i, h in enumerate(answer.passages, 1)
+        ],
+        "timings": {k: answer.timings.get(k) for k in
+                    ("retrieval_ms", "first_token_ms", "total_ms", "tokens_per_s")},
+    }
+
+
+def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
+    from .evaluation import run_cli
+
+    return run_cli(cfg, args)
+
+
+def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
+    from .ui import serve
+
+    serve(cfg)
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve}

@@ -1,0 +1,102 @@
+"""One frozen Config with defaults, read from the environment and validated at the edge."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting has a value the assistant cannot use; the message says which and how to fix it."""
+
+
+def default_cache_dir() -> Path:
+    """Where converted models and eval indexes live (never inside the repository)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "local-doc-assistant"
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings of the assistant. Environment variables ASSISTANT_<FIELD> override defaults."""
+
+    seeds_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    cache_dir: Path = dataclasses.field(default_factory=default_cache_dir)
+    # Embedder: "" means the PyPI-shipped all-MiniLM-L6-v2; else a folder or a hub id.
+    embedder: str = ""
+    embed_batch_size: int = 32
+    # Passage size in the embedder's own word pieces (all-MiniLM-L6-v2 truncates at 256).
+    chunk_tokens: int = 200
+    chunk_overlap: int = 30
+    # Above this many passages the store uses an approximate (HNSW) index.
+    exact_search_limit: int = 50_000
+    max_document_bytes: int = 20_000_000
+    # Generator: "" means the PyPI-shipped Qwen2.5-Coder-1.5B-Instruct GGUF; else a .gguf file,
+    # a folder, or a hub id.
+    generator: str = ""
+    engine: str = "auto"  # auto | transformers | llamacpp
+    max_new_tokens: int = 256
+    prompt_lookup: bool = True
+    threads: int = 0  # 0: all cores
+    # Retrieval.
+    top_k: int = 5
+    candidates: int = 30
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.0
+    rrf_k: int = 60
+    # Abstention: refuse when the best passage's cosine similarity is below this.
+    min_relevance: float = 0.3
+    # Serving.
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("auto", "transformers", "llamacpp"):
+            raise ConfigError(
+                f"engine must be auto, transformers or llamacpp, not {self.engine!r}"
+            )
+        if not 16 <= self.chunk_tokens <= 8192:
+            raise ConfigError(f"chunk_tokens must be between 16 and 8192, not {self.chunk_tokens}")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError("chunk_overlap must be at least 0 and below chunk_tokens")
+        if self.top_k < 1 or self.candidates < self.top_k:
+            raise ConfigError("top_k must be at least 1 and candidates at least top_k")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Config:
+        """Defaults, then ASSISTANT_* environment variables, then explicit overrides."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"ASSISTANT_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for key in ("seeds_dir", "index_dir", "cache_dir"):
+            if key in values:
+                values[key] = Path(str(values[key]))
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(name: str, raw: str, kind: object) -> object:
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+    except ValueError:
+        raise ConfigError(f"ASSISTANT_{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

@@ -1,0 +1,223 @@
+"""Reading the seeds folder: finding document files and turning each into a Document."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .schema import Document
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+_TEMP_SUFFIXES = ("~", ".tmp", ".swp", ".part", ".crdownload")
+
+
+class IngestError(ValueError):
+    """A file cannot be read as a document; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A candidate document on disk: its id (path below the seeds folder) and content hash."""
+
+    id: str
+    path: Path
+    sha256: str
+    size: int
+
+
+def scan(seeds_dir: Path) -> tuple[list[SourceFile], list[tuple[str, str]]]:
+    """List document files under seeds_dir, sorted by id; also (id, reason) for skipped files.
+
+    Hidden and temporary files are ignored silently; symlinked folders are followed once
+    (a loop is cut where it closes); unreadable files and unsupported types are reported.
+    """
+    seeds_dir = Path(seeds_dir)
+    if not seeds_dir.is_dir():
+        raise IngestError(f"seeds folder {seeds_dir} does not exist: create it and add documents")
+    files: list[SourceFile] = []
+    skipped: list[tuple[str, str]] = []
+    seen_dirs: set[str] = set()
+    for root, dirs, names in os.walk(seeds_dir, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen_dirs:
+            dirs[:] = []
+            skipped.append((_rel(Path(root), seeds_dir) + "/", "symlink loop: folder already read"))
+            continue
+        seen_dirs.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith((".", "~$")) or name.endswith(_TEMP_SUFFIXES):
+                continue
+            path = Path(root) / name
+            doc_id = _rel(path, seeds_dir)
+            if name == "README.md" and path.parent == seeds_dir:
+                continue
+            if path.suffix.lower() not in SUFFIXES:
+                skipped.append((doc_id, f"unsupported type {path.suffix or '(none)'}"))
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                skipped.append((doc_id, f"cannot read: {e.strerror or e}"))
+                continue
+            files.append(SourceFile(doc_id, path, hashlib.sha256(data).hexdigest(), len(data)))
+    files.sort(key=lambda f: f.id)
+    return files, skipped
+
+
+def _rel(path: Path, base: Path) -> str:
+    return path.relative_to(base).as_posix()
+
+
+def read_document(source: SourceFile, max_bytes: int = 20_000_000) -> Document:
+    """Parse one file into a Document, or raise IngestError with the reason it was skipped."""
+    if source.size > max_bytes:
+        raise IngestError(
+            f"too large ({source.size / 1e6:.1f} MB > {max_bytes / 1e6:.0f} MB limit; "
+            "raise ASSISTANT_MAX_DOCUMENT_BYTES to index it)"
+        )
+    try:
+        data = source.path.read_bytes()
+    except OSError as e:
+        raise IngestError(f"cannot read: {e.strerror or e}") from None
+    suffix = source.path.suffix.lower()
+    fallback_title = _title_from_name(source.path)
+    if suffix == ".pdf":
+        doc = _read_pdf(source.id, data, fallback_title)
+    else:
+        text = _decode(data)
+        if suffix in (".html", ".htm"):
+            doc = _read_html(source.id, text, fallback_title)
+        elif suffix in (".md", ".markdown"):
+            doc = _read_markdown(source.id, text, fallback_title)
+        else:
+            text = _clean(text)
+            doc = Document(source.id, fallback_title, text, find_date(text))
+    if not doc.text.strip():
+        raise IngestError("no text (empty document)")
+    return doc
+
+
+def _decode(data: bytes) -> str:
+    if not data.strip():
+        raise IngestError("empty file")
+    if b"\x00" in data[:8192]:
+        raise IngestError("binary content, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise IngestError(
+            f"not valid UTF-8 (byte {e.start}); re-save the file as UTF-8 text"
+        ) from None
+
+
+def _clean(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Control characters other than newline and tab only confuse the splitter and the model.
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text)
+    return text.strip()
+
+
+def _title_from_name(path: Path) -> str:
+    stem = re.sub(r"[_\-]+", " ", path.stem).strip()
+    return stem[:1].upper() + stem[1:] if stem else path.name
+
+
+def _read_markdown(doc_id: str, text: str, fallback_title: str) -> Document:
+    text = _clean(text)
+    match = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, flags=re.M)
+    title = match.group(1).strip() if match else fallback_title
+    return Document(doc_id, title, text, find_date(text))
+
+
+_DROP_TAGS = ("script", "style", "noscript", "template", "svg", "nav", "header", "footer",
+              "aside", "form", "iframe", "head")
+_BLOCK_TAGS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "td", "th",
+               "figcaption", "dt", "dd")
+
+
+def _read_html(doc_id: str, text: str, fallback_title: str) -> Document:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(text, "html.parser")
+    title = ""
+    if soup.title and soup.title.get_text(strip=True):
+        title = soup.title.get_text(" ", strip=True)
+    elif soup.find("h1"):
+        title = soup.find("h1").get_text(" ", strip=True)
+    date = None
+    for attrs in ({"property": "article:published_time"}, {"name": "date"},
+                  {"name": "pubdate"}, {"itemprop": "datePublished"}):
+        meta = soup.find("meta", attrs=attrs)
+        if meta and meta.get("content"):
+            date = find_date(meta["content"]) or meta["content"][:10]
+            break
+    if date is None and soup.find("time") and soup.find("time").get("datetime"):
+        date = find_date(soup.find("time")["datetime"])
+    for tag in soup(_DROP_TAGS):
+        tag.decompose()
+    body = soup.find("article") or soup.find("main") or soup.body or soup
+    blocks = [b.get_text(" ", strip=True) for b in body.find_all(_BLOCK_TAGS)
+              if not b.find_parent(_BLOCK_TAGS)]
+    blocks = [b for b in blocks if b]
+    if not blocks:  # markup without block elements: take all visible text
+        blocks = [line.strip() for line in body.get_text("\n").splitlines() if line.strip()]
+    body_text = _clean(html.unescape("\n\n".join(blocks)))
+    return Document(doc_id, title or fallback_title, body_text, date or find_date(body_text))
+
+
+def _read_pdf(doc_id: str, data: bytes, fallback_title: str) -> Document:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise IngestError("encrypted PDF (password protected)")
+        pages = [_clean(page.extract_text() or "") for page in reader.pages]
+        meta_title = (reader.metadata.title if reader.metadata else None) or ""
+    except IngestError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, NotImplementedError) as e:
+        raise IngestError(f"corrupt PDF ({type(e).__name__}: {e})") from None
+    except Exception as e:  # pypdf raises many kinds on damaged files; none may stop a build
+        raise IngestError(f"unreadable PDF ({type(e).__name__}: {e})") from None
+    starts: list[int] = []
+    text = ""
+    for page in pages:
+        if text:
+            text += "\n\n"
+        starts.append(len(text))
+        text += page
+    if not text.strip():
+        raise IngestError("PDF has no extractable text (scanned images need OCR first)")
+    return Document(doc_id, meta_title.strip() or fallback_title, text, find_date(text[:3000]),
+                    tuple(starts))
+
+
+_MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
+           "December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec")
+_DATE_PATTERNS = (
+    re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"),
+    re.compile(rf"\b(?:{_MONTHS})\.? \d{{1,2}}, \d{{4}}\b"),
+    re.compile(rf"\b\d{{1,2}} (?:{_MONTHS}) \d{{4}}\b"),
+)
+
+
+def find_date(text: str) -> str | None:
+    """The first date stated near the top of a text (ISO or 'March 14, 2023' style), as written."""
+    head = text[:600]
+    for pattern in _DATE_PATTERNS:
+        match = pattern.search(head)
+        if match:
+            return match.group(0)
+    return None

@@ -1,0 +1,74 @@
+"""Plain data passed between modules: documents, passages, hits, citations, answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source file read from the seeds folder; `id` is its path below that folder."""
+
+    id: str
+    title: str
+    text: str
+    date: str | None = None
+    # Character offset where each PDF page starts (page n starts at page_starts[n-1]); empty otherwise.
+    page_starts: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document, with its exact place: text == document.text[start:end]."""
+
+    id: str
+    doc_id: str
+    text: str
+    start: int
+    end: int
+    paragraph: int
+    title: str
+    date: str | None = None
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A passage returned by retrieval, with its fused score (higher is better)."""
+
+    chunk: Chunk
+    score: float
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One [n] marker of an answer, resolved to the passage it points at."""
+
+    n: int
+    doc_id: str
+    passage_id: str
+    supported: bool
+    quote: str  # the sentence of the passage that best supports the cited claim
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of an answer with the markers it carries and whether they support it."""
+
+    text: str
+    markers: tuple[int, ...]
+    supported: bool
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The reply to one question: text, evidence and how long it took."""
+
+    question: str
+    text: str
+    abstained: bool
+    passages: tuple[Hit, ...] = ()
+    citations: tuple[Citation, ...] = ()
+    sentences: tuple[Sentence, ...] = ()
+    standalone_question: str = ""
+    timings: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,458 @@
+"""The index on disk: FAISS vectors + passages + manifest; incremental, atomic builds.
+
+Layout of the index folder (txtai-style: a folder with a config beside its vectors):
+
+    index/
+      current -> v-20261126T221500-1234   symlink, swapped atomically by a build
+      v-.../manifest.json                 format, embedder, chunker, documents and their hashes
+      v-.../passages.jsonl                one passage per line, in vector order
+      v-.../vectors.faiss                 FAISS index (faiss.write_index; no pickle)
+      .lock                               held by the build in progress
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import chunking
+from .embedding import Embedder
+from .ingest import IngestError, read_document, scan
+from .schema import Chunk
+
+log = logging.getLogger(__name__)
+
+FORMAT = "assistant-index v1"
+REBUILD_HINT = "rebuild it with: python -m assistant index"
+
+
+class IndexLoadError(RuntimeError):
+    """The index is missing, damaged or was built with other settings; the message says the fix."""
+
+
+class BuildBusyError(RuntimeError):
+    """Another build holds the index lock."""
+
+
+@dataclass(frozen=True)
+class ChunkerSettings:
+    """What decides passage boundaries; a change forces a full rebuild."""
+
+    chunk_tokens: int
+    chunk_overlap: int
+    splitter: str = chunking.SPLITTER_ID
+
+
+@dataclass
+class BuildReport:
+    """What one build did, for the summary line and the UI."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    passages: int = 0
+    embedded: int = 0
+    embed_seconds: float = 0.0
+    seconds: float = 0.0
+    full_rebuild_reason: str | None = None
+    index_kind: str = ""
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.full_rebuild_reason)
+
+    @property
+    def passages_per_s(self) -> float:
+        """Passages read, split and embedded per second of that work (model loading excluded)."""
+        return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """A few human lines: counts, timing, and each skipped file with its reason."""
+        lines = []
+        if self.full_rebuild_reason:
+            lines.append(f"full rebuild: {self.full_rebuild_reason}")
+        if not self.changed_anything:
+            lines.append(
+                f"nothing changed: {self.unchanged} documents, {self.passages} passages "
+                f"({self.seconds:.2f} s)"
+            )
+        else:
+            lines.append(
+                f"documents: {len(self.added)} added, {len(self.changed)} changed, "
+                f"{len(self.removed)} removed, {self.unchanged} unchanged, "
+                f"{len(self.skipped)} skipped"
+            )
+            lines.append(
+                f"passages: {self.passages} in index ({self.index_kind}), {self.embedded} embedded "
+                f"({self.passages_per_s:.1f} passages/s); build took {self.seconds:.1f} s"
+            )
+        for doc_id, reason in self.skipped:
+            lines.append(f"skipped {doc_id}: {reason}")
+        return "\n".join(lines)
+
+
+class Index:
+    """A loaded, read-only index: passages, their vectors in FAISS, and the manifest."""
+
+    def __init__(self, manifest: dict, chunks: list[Chunk], faiss_index, path: Path) -> None:
+        self.manifest = manifest
+        self.chunks = chunks
+        self.faiss = faiss_index
+        self.path = path
+        self.by_id = {c.id: i for i, c in enumerate(chunks)}
+
+    @classmethod
+    def load(cls, index_dir: Path) -> Index:
+        """Load the current version under index_dir, or raise IndexLoadError saying how to fix it."""
+        version = current_version(Path(index_dir))
+        if version is None:
+            raise IndexLoadError(f"no index in {index_dir}: build it with: python -m assistant index")
+        return cls._load_version(version)
+
+    @classmethod
+    def _load_version(cls, path: Path) -> Index:
+        import faiss
+
+        try:
+            manifest = json.loads((path / "manifest.json").read_text("utf-8"))
+        except (OSError, ValueError) as e:
+            raise IndexLoadError(f"index manifest in {path} is unreadable ({e}); {REBUILD_HINT}") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise IndexLoadError(
+                f"index in {path} has format {manifest.get('format') if isinstance(manifest, dict) else '?'!r}, "
+                f"this version reads {FORMAT!r}; {REBUILD_HINT}"
+            )
+        try:
+            chunks = [_chunk_from_json(line) for line in
+                      (path / "passages.jsonl").read_text("utf-8").splitlines() if line]
+            vectors = faiss.read_index(str(path / "vectors.faiss"))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise IndexLoadError(f"index files in {path} are damaged ({e}); {REBUILD_HINT}") from None
+        if vectors.ntotal != len(chunks) or manifest.get("passages") != len(chunks):
+            raise IndexLoadError(
+                f"index in {path} is inconsistent ({vectors.ntotal} vectors, {len(chunks)} "
+                f"passages, manifest says {manifest.get('passages')}); {REBUILD_HINT}"
+            )
+        if vectors.d != manifest["embedder"]["dim"]:
+            raise IndexLoadError(f"index vectors in {path} have the wrong dimension; {REBUILD_HINT}")
+        return cls(manifest, chunks, vectors, path)
+
+    @property
+    def embedder_id(self) -> str:
+        return self.manifest["embedder"]["id"]
+
+    def check_embedder(self, embedder_id: str) -> None:
+        """Refuse to search with a different embedder than the index was built with."""
+        if embedder_id != self.embedder_id:
+            raise IndexLoadError(
+                f"index was built with embedder {self.embedder_id!r} but {embedder_id!r} is "
+                f"configured; {REBUILD_HINT}"
+            )
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Row numbers and cosine similarities of the k passages nearest to one query vector."""
+        if not self.chunks:
+            return []
+        query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
+        scores, rows = self.faiss.search(query, min(k, len(self.chunks)))
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+
+    def vectors(self) -> np.ndarray:
+        """All stored vectors, in passage order."""
+        if not self.chunks:
+            return np.zeros((0, self.faiss.d), dtype=np.float32)
+        return self.faiss.reconstruct_n(0, self.faiss.ntotal)
+
+    def documents(self) -> list[dict]:
+        """Indexed documents: id, title, date, passages, sorted by id."""
+        return [
+            {"id": doc_id, "title": d["title"], "date": d.get("date"), "passages": len(d["passages"])}
+            for doc_id, d in sorted(self.manifest["documents"].items())
+        ]
+
+
+def current_version(index_dir: Path) -> Path | None:
+    """The folder the `current` link points at, if any."""
+    link = index_dir / "current"
+    if not link.is_symlink() and not link.exists():
+        return None
+    target = index_dir / os.readlink(link) if link.is_symlink() else link
+    return target if target.is_dir() else None
+
+
+def _chunk_to_json(chunk: Chunk) -> str:
+    return json.dumps(dataclasses.asdict(chunk), ensure_ascii=False)
+
+
+def _chunk_from_json(line: str) -> Chunk:
+    return Chunk(**json.loads(line))
+
+
+def make_faiss_index(vectors: np.ndarray, exact_limit: int):
+    """Exact inner product for small collections, HNSW above exact_limit vectors."""
+    import faiss
+
+    dim = vectors.shape[1]
+    if len(vectors) > exact_limit:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def index_kind(index) -> str:
+    return "hnsw" if "HNSW" in type(index).__name__ else "exact"
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold the index's build lock; raise BuildBusyError if another build keeps it past wait_s."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "a+") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "?"
+                    raise BuildBusyError(
+                        f"another build (pid {holder}) is running on {index_dir}; "
+                        "wait for it to finish and try again"
+                    ) from None
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build(
+    seeds_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    settings: ChunkerSettings,
+    exact_limit: int = 50_000,
+    max_document_bytes: int = 20_000_000,
+    progress: Callable[[float, str], None] | None = None,
+    lock_wait_s: float = 0.0,
+) -> BuildReport:
+    """Bring index_dir up to date with seeds_dir, re-embedding only new or changed documents.
+
+    The new version is written to a fresh folder and swapped in with an atomic rename of the
+    `current` link, so a crash at any moment leaves the previous version whole.
+    """
+    index_dir = Path(index_dir)
+    with build_lock(index_dir, lock_wait_s):
+        return _build_locked(Path(seeds_dir), index_dir, embedder, settings, exact_limit,
+                             max_document_bytes, progress or (lambda f, m: None))
+
+
+def _build_locked(seeds_dir, index_dir, embedder, settings, exact_limit, max_bytes, progress):
+    started = time.perf_counter()
+    report = BuildReport()
+    progress(0.0, "scanning documents")
+    files, report.skipped = scan(seeds_dir)
+
+    old: Index | None = None
+    try:
+        old = Index.load(index_dir)
+    except IndexLoadError as e:
+        if current_version(index_dir) is not None:
+            report.full_rebuild_reason = f"previous index unusable ({e})"
+    wanted = {"chunker": dataclasses.asdict(settings), "embedder_id": embedder.id}
+    if old is not None:
+        had = {"chunker": old.manifest.get("chunker"), "embedder_id": old.embedder_id}
+        if had != wanted:
+            report.full_rebuild_reason = (
+                f"settings changed (was {had['embedder_id']} {had['chunker']}, "
+                f"now {wanted['embedder_id']} {wanted['chunker']})"
+            )
+            old = None
+    old_docs: dict = old.manifest["documents"] if old else {}
+    old_skipped: dict = old.manifest.get("skipped", {}) if old else {}
+
+    keep, todo = [], []
+    for f in files:
+        previous = old_docs.get(f.id)
+        if previous and previous["sha256"] == f.sha256:
+            keep.append(f)
+        elif f.id in old_skipped and old_skipped[f.id]["sha256"] == f.sha256:
+            report.skipped.append((f.id, old_skipped[f.id]["reason"]))
+        else:
+            todo.append(f)
+    present = {f.id for f in files}
+    report.removed = sorted(d for d in old_docs if d not in present)
+    report.unchanged = len(keep)
+
+    if old is not None and not todo and not report.removed:
+        report.passages = len(old.chunks)
+        report.seconds = time.perf_counter() - started
+        report.index_kind = index_kind(old.faiss)
+        progress(1.0, "nothing changed")
+        return report
+
+    # Parse and split the new or changed documents.
+    new_chunks: list[Chunk] = []
+    new_docs: dict[str, dict] = {}
+    skipped_now: dict[str, dict] = {}
+    for i, f in enumerate(todo):
+        progress(0.05 + 0.15 * i / max(len(todo), 1), f"reading {f.id}")
+        try:
+            doc = read_document(f, max_bytes)
+            chunks = chunking.split(doc, embedder.count_tokens, settings.chunk_tokens,
+                                    settings.chunk_overlap)
+        except IngestError as e:
+            report.skipped.append((f.id, str(e)))
+            skipped_now[f.id] = {"sha256": f.sha256, "reason": str(e)}
+            continue
+        if not chunks:
+            report.skipped.append((f.id, "no text to index"))
+            skipped_now[f.id] = {"sha256": f.sha256, "reason": "no text to index"}
+            continue
+        (report.changed if f.id in old_docs else report.added).append(f.id)
+        new_docs[f.id] = {"sha256": f.sha256, "title": doc.title, "date": doc.date,
+                          "size": f.size, "passages": [c.id for c in chunks]}
+        new_chunks.extend(chunks)
+
+    progress(0.2, f"embedding {len(new_chunks)} passages")
+    if new_chunks:
+        embedder.count_tokens("warm up")  # load the model outside the timed part
+    embed_started = time.perf_counter()
+    new_vectors = _embed_with_progress(embedder, new_chunks, progress)
+    report.embed_seconds = time.perf_counter() - embed_started
+    report.embedded = len(new_chunks)
+
+    # Assemble: kept documents' passages and vectors from the old index, then the new ones.
+    chunks: list[Chunk] = []
+    documents: dict[str, dict] = {}
+    parts: list[np.ndarray] = []
+    if old is not None and keep:
+        old_vectors = old.vectors()
+        rows = []
+        for f in keep:
+            documents[f.id] = old_docs[f.id]
+            for cid in old_docs[f.id]["passages"]:
+                rows.append(old.by_id[cid])
+        chunks.extend(old.chunks[r] for r in rows)
+        parts.append(old_vectors[rows])
+    chunks.extend(new_chunks)
+    documents.update(new_docs)
+    parts.append(new_vectors)
+    dim = new_vectors.shape[1] if len(new_vectors) else (old.faiss.d if old else embedder.dim)
+    vectors = np.concatenate([p.reshape(-1, dim) for p in parts]) if parts else np.zeros((0, dim))
+    report.skipped.sort()
+
+    progress(0.9, "writing index")
+    faiss_index = make_faiss_index(vectors, exact_limit)
+    report.index_kind = index_kind(faiss_index)
+    manifest = {
+        "format": FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "embedder": {"id": embedder.id, "dim": int(dim)},
+        "chunker": dataclasses.asdict(settings),
+        "index": report.index_kind,
+        "passages": len(chunks),
+        "documents": dict(sorted(documents.items())),
+        "skipped": {**{k: v for k, v in old_skipped.items() if k in present and k not in new_docs},
+                    **skipped_now},
+    }
+    _write_version(index_dir, manifest, chunks, faiss_index)
+    report.passages = len(chunks)
+    report.seconds = time.perf_counter() - started
+    progress(1.0, "done")
+    return report
+
+
+def _embed_with_progress(embedder: Embedder, chunks: list[Chunk], progress) -> np.ndarray:
+    texts = [c.text for c in chunks]
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    step = 256
+    out = []
+    for i in range(0, len(texts), step):
+        out.append(embedder.embed(texts[i : i + step], progress=len(texts) > step))
+        progress(0.2 + 0.7 * min(i + step, len(texts)) / len(texts),
+                 f"embedded {min(i + step, len(texts))}/{len(texts)} passages")
+    return np.concatenate(out)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], faiss_index) -> Path:
+    import faiss
+
+    name = f"v-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-{time.monotonic_ns()}"
+    tmp = index_dir / f".tmp-{name}"
+    tmp.mkdir(parents=True)
+    try:
+        with open(tmp / "passages.jsonl", "w", encoding="utf-8") as out:
+            for chunk in chunks:
+                out.write(_chunk_to_json(chunk) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        faiss.write_index(faiss_index, str(tmp / "vectors.faiss"))
+        with open(tmp / "vectors.faiss", "rb") as fh:
+            os.fsync(fh.fileno())
+        # The manifest goes last: a version folder without one is never a complete version.
+        with open(tmp / "manifest.json", "w", encoding="utf-8") as out:
+            json.dump(manifest, out, ensure_ascii=False, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        _fsync_dir(tmp)
+        final = index_dir / name
+        os.rename(tmp, final)
+        link_tmp = index_dir / f".current-{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            link_tmp.unlink()
+        os.symlink(name, link_tmp)
+        os.replace(link_tmp, index_dir / "current")  # the atomic swap
+        _fsync_dir(index_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _remove_stale(index_dir, keep=name)
+    return final
+
+
+def _remove_stale(index_dir: Path, keep: str) -> None:
+    """Delete old versions and leftovers of crashed builds (we hold the build lock)."""
+    for entry in index_dir.iterdir():
+        if entry.name == keep or entry.name in ("current", ".lock", "README.md"):
+            continue
+        if entry.name.startswith(("v-", ".tmp-v-", ".current-")):
+            if entry.is_symlink() or entry.is_file():
+                entry.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(entry, ignore_errors=True)

@@ -1,0 +1,66 @@
+"""Fakes that satisfy the real protocols, so unit tests run in seconds without model weights."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashingEmbedder:
+    """Bag of hashed lower-cased words (and word pairs), L2-normalised: similar words, similar vectors."""
+
+    def __init__(self, dim: int = 256, id: str = "hashing-test") -> None:
+        self.id = id
+        self.dim = dim
+        self.max_tokens = 256
+        self.calls: list[int] = []  # sizes of embed() batches, to check what was re-embedded
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def embed(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        self.calls.append(len(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = [w.lower() for w in _WORD.findall(text)]
+            for token in words + [a + " " + b for a, b in zip(words, words[1:])]:
+                h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+            norm = np.linalg.norm(out[row])
+            if norm:
+                out[row] /= norm
+        return out
+
+
+class ScriptedGenerator:
+    """Replies with a scripted text (or a function of the messages), streamed word by word."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str | Callable[[list[dict[str, str]]], str] = "") -> None:
+        self.reply = reply
+        self.prompts: list[list[dict[str, str]]] = []
+        self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        max_new_tokens: int = 256,
+        stop: threading.Event | None = None,
+    ) -> Iterator[str]:
+        with self._lock:
+            self.prompts.append(messages)
+        text = self.reply(messages) if callable(self.reply) else self.reply
+        for i, piece in enumerate(re.findall(r"\S+\s*", text)):
+            if i >= max_new_tokens or (stop is not None and stop.is_set()):
+                return
+            yield piece

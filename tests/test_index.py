@@ -1,0 +1,315 @@
+"""Indexing: reading, splitting, manifest, incremental updates, atomic swap, bad documents."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+from fakes import HashingEmbedder
+
+from assistant import chunking, store
+from assistant.ingest import IngestError, find_date, read_document, scan
+from assistant.schema import Document
+from assistant.store import BuildBusyError, ChunkerSettings, Index, IndexLoadError, build
+
+SETTINGS = ChunkerSettings(chunk_tokens=40, chunk_overlap=5)
+ARTICLE = Path(__file__).parent.parent / "seeds" / "rubio-us-mediation-russia-ukraine-talks.txt"
+
+
+def make_seeds(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
+    seeds = tmp_path / "seeds"
+    for name, content in files.items():
+        path = seeds / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return seeds
+
+
+def run_build(seeds: Path, index: Path, embedder=None, settings=SETTINGS, **kw):
+    return build(seeds, index, embedder or HashingEmbedder(), settings, **kw)
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def test_html_keeps_visible_article_text_and_title(tmp_path):
+    seeds = make_seeds(tmp_path, {"a.html": """<html><head><title>Talks stall</title>
+        <meta property="article:published_time" content="2025-04-18T10:00:00Z">
+        <script>var secret = "do not index";</script><style>p {color: red}</style></head>
+        <body><nav>Home | World</nav><article><h1>Talks stall</h1>
+        <p>Rubio warned the US could <b>walk away</b>.</p><p>A deal is due by April 26.</p>
+        </article><footer>Copyright</footer></body></html>"""})
+    files, _ = scan(seeds)
+    doc = read_document(files[0])
+    assert doc.title == "Talks stall"
+    assert doc.date == "2025-04-18"
+    assert "walk away" in doc.text and "April 26" in doc.text
+    for junk in ("secret", "color", "Home | World", "Copyright", "<b>"):
+        assert junk not in doc.text
+
+
+def test_markdown_title_and_date(tmp_path):
+    seeds = make_seeds(tmp_path, {"n.md": "# Peace talks\n\nMarch 14, 2023\n\nBody text here."})
+    doc = read_document(scan(seeds)[0][0])
+    assert doc.title == "Peace talks"
+    assert doc.date == "March 14, 2023"
+
+
+def test_txt_title_comes_from_file_name():
+    files, _ = scan(ARTICLE.parent)
+    doc = read_document(next(f for f in files if f.id == ARTICLE.name))
+    assert doc.title.lower().startswith("rubio us mediation")
+    assert "Marco Rubio" in doc.text
+
+
+def test_find_date_variants():
+    assert find_date("Published 2024-01-05 by X") == "2024-01-05"
+    assert find_date("Kyiv, 7 April 2025 - talks") == "7 April 2025"
+    assert find_date("no date in here") is None
+
+
+def test_pdf_pages_and_offsets(tmp_path):
+    pypdf = pytest.importorskip("pypdf")
+    from pypdf.generic import NameObject
+
+    # A real two-page PDF with text, written by pypdf itself.
+    pdf = tmp_path / "seeds" / "report.pdf"
+    pdf.parent.mkdir()
+    writer = pypdf.PdfWriter()
+    for text in ("First page about rare earth metals.", "Second page about a ceasefire."):
+        page = writer.add_blank_page(300, 200)
+        stream = pypdf.generic.DecodedStreamObject()
+        stream.set_data(f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode())
+        font = pypdf.generic.DictionaryObject({
+            NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica")})
+        page[NameObject("/Resources")] = pypdf.generic.DictionaryObject({
+            NameObject("/Font"): pypdf.generic.DictionaryObject({NameObject("/F1"): font})})
+        page[NameObject("/Contents")] = writer._add_object(stream)
+    with open(pdf, "wb") as fh:
+        writer.write(fh)
+    doc = read_document(scan(pdf.parent)[0][0])
+    assert len(doc.page_starts) == 2
+    chunks = chunking.split(doc, lambda s: len(s.split()), 6, 0)
+    ceasefire = next(c for c in chunks if "ceasefire" in c.text)
+    rare = next(c for c in chunks if "rare" in c.text)
+    assert (rare.page, ceasefire.page) == (1, 2)
+
+
+BAD = {
+    "empty.txt": "",
+    "blank.md": "   \n\n  \t\n",
+    "binary.txt": b"\x00\x01\x02PNG\x00" * 100,
+    "latin1.txt": "caf\xe9 cr\xe8me".encode("latin-1"),
+    "broken.pdf": b"%PDF-1.4\n this is not really a pdf",
+    "huge.txt": "word " * 300,
+}
+
+
+def test_bad_documents_are_skipped_with_reasons_and_the_rest_indexed(tmp_path):
+    seeds = make_seeds(tmp_path, {**BAD, "good.txt": "Rubio met European leaders in Paris.",
+                                  "image.png": b"\x89PNG"})
+    as_root = os.geteuid() == 0  # root reads anything, so the permission case needs a user
+    if not as_root:
+        (seeds / "locked.txt").write_text("secret")
+        (seeds / "locked.txt").chmod(0)
+    report = run_build(seeds, tmp_path / "index", max_document_bytes=1000)
+    reasons = dict(report.skipped)
+    assert report.added == ["good.txt"]
+    assert "empty" in reasons["empty.txt"]
+    assert "empty" in reasons["blank.md"]
+    assert "binary" in reasons["binary.txt"]
+    assert "UTF-8" in reasons["latin1.txt"]
+    assert "PDF" in reasons["broken.pdf"]
+    assert "too large" in reasons["huge.txt"]
+    assert "unsupported" in reasons["image.png"]
+    if not as_root:
+        assert "cannot read" in reasons["locked.txt"]
+    assert "skipped broken.pdf: " in report.summary()
+    assert Index.load(tmp_path / "index").documents()[0]["id"] == "good.txt"
+
+
+def test_hidden_temp_files_and_symlink_loops(tmp_path):
+    seeds = make_seeds(tmp_path, {"a b ünï $(x).txt": "Spaces and unicode in the name.",
+                                  ".hidden.txt": "hidden", "draft.txt~": "backup",
+                                  "sub/deep.md": "# Deep\n\nNested document."})
+    (seeds / "sub" / "loop").symlink_to(seeds, target_is_directory=True)
+    files, skipped = scan(seeds)
+    ids = [f.id for f in files]
+    assert ids == ["a b ünï $(x).txt", "sub/deep.md"]
+    assert any("symlink loop" in reason for _, reason in skipped)
+
+
+# --- splitting ---------------------------------------------------------------------------
+
+
+def test_chunks_point_at_exact_offsets_and_paragraphs():
+    text = ARTICLE.read_text(encoding="utf-8").strip()
+    doc = Document("a.txt", "A", text)
+    chunks = chunking.split(doc, lambda s: len(s.split()), 40, 5)
+    assert len(chunks) > 5
+    for c in chunks:
+        assert doc.text[c.start:c.end] == c.text
+        assert len(c.text.split()) <= 40
+        para_start = chunking.paragraph_starts(text)[c.paragraph - 1]
+        assert para_start <= c.start
+    # Every word of the document lands in some passage.
+    covered = np.zeros(len(text), dtype=bool)
+    for c in chunks:
+        covered[c.start:c.end] = True
+    assert all(covered[i] for i, ch in enumerate(text) if not ch.isspace())
+    assert [c.id for c in chunks] == [f"a.txt#{i}" for i in range(len(chunks))]
+
+
+def test_split_prefers_sentence_boundaries():
+    text = " ".join(f"Sentence number {i} has six words." for i in range(20))
+    chunks = chunking.split(Document("s.txt", "S", text), lambda s: len(s.split()), 20, 0)
+    assert all(c.text.endswith(".") for c in chunks)
+
+
+# --- building, incremental, atomic -------------------------------------------------------
+
+
+def test_manifest_records_settings_hashes_and_passages(tmp_path):
+    seeds = make_seeds(tmp_path, {"a.txt": ARTICLE.read_text(), "b.md": "# B\n\nShort doc."})
+    run_build(seeds, tmp_path / "index")
+    index = Index.load(tmp_path / "index")
+    m = index.manifest
+    assert m["format"] == store.FORMAT
+    assert m["embedder"] == {"id": "hashing-test", "dim": 256}
+    assert m["chunker"]["chunk_tokens"] == 40
+    assert len(m["documents"]["a.txt"]["sha256"]) == 64
+    assert sum(len(d["passages"]) for d in m["documents"].values()) == len(index.chunks)
+    files = {p.name for p in index.path.iterdir()}
+    assert files == {"manifest.json", "passages.jsonl", "vectors.faiss"}
+
+
+def test_search_finds_the_right_passage(tmp_path):
+    seeds = make_seeds(tmp_path, {"a.txt": ARTICLE.read_text()})
+    emb = HashingEmbedder()
+    run_build(seeds, tmp_path / "index", emb)
+    index = Index.load(tmp_path / "index")
+    (row, _), *_ = index.search(emb.embed(["finalize the rare earth deal by April 26"])[0], 3)
+    assert "April 26" in index.chunks[row].text
+
+
+def test_incremental_rebuild_embeds_only_changes(tmp_path):
+    seeds = make_seeds(tmp_path, {"a.txt": ARTICLE.read_text(), "b.txt": "Bee text one.",
+                                  "c.txt": "Sea text two."})
+    index_dir = tmp_path / "index"
+    first = run_build(seeds, index_dir)
+    assert sorted(first.added) == ["a.txt", "b.txt", "c.txt"]
+
+    emb = HashingEmbedder()
+    again = run_build(seeds, index_dir, emb)
+    assert not again.changed_anything and emb.calls == []
+    assert "nothing changed" in again.summary()
+
+    (seeds / "b.txt").write_text("Bee text changed completely.")
+    (seeds / "c.txt").unlink()
+    (seeds / "d.txt").write_text("A new document.")
+    emb = HashingEmbedder()
+    report = run_build(seeds, index_dir, emb)
+    assert (report.added, report.changed, report.removed) == (["d.txt"], ["b.txt"], ["c.txt"])
+    assert sum(emb.calls) == 2  # one passage each for b and d; a.txt's vectors were reused
+    index = Index.load(index_dir)
+    assert {c.doc_id for c in index.chunks} == {"a.txt", "b.txt", "d.txt"}
+    assert not any("Bee text one" in c.text for c in index.chunks)
+    # Reused vectors are the same as freshly computed ones: rows line up with their passages.
+    fresh = HashingEmbedder().embed([c.text for c in index.chunks])
+    np.testing.assert_allclose(index.vectors(), fresh, atol=1e-6)
+
+
+def test_changed_settings_force_full_rebuild(tmp_path):
+    seeds = make_seeds(tmp_path, {"a.txt": ARTICLE.read_text()})
+    run_build(seeds, tmp_path / "index")
+    report = run_build(seeds, tmp_path / "index", settings=ChunkerSettings(60, 5))
+    assert report.full_rebuild_reason and "settings changed" in report.full_rebuild_reason
+    assert report.added == ["a.txt"]
+    report = run_build(seeds, tmp_path / "index", HashingEmbedder(id="other"),
+                       settings=ChunkerSettings(60, 5))
+    assert "other" in report.full_rebuild_reason
+
+
+def test_hnsw_above_threshold(tmp_path):
+    seeds = make_seeds(tmp_path, {f"d{i}.txt": f"Document {i} about topic {i}." for i in range(30)})
+    report = run_build(seeds, tmp_path / "index", exact_limit=10)
+    assert report.index_kind == "hnsw"
+    index = Index.load(tmp_path / "index")
+    emb = HashingEmbedder()
+    (row, _), *_ = index.search(emb.embed(["Document 17 about topic 17."])[0], 1)
+    assert index.chunks[row].doc_id == "d17.txt"
+
+
+def test_crash_mid_build_leaves_previous_index(tmp_path, monkeypatch):
+    seeds = make_seeds(tmp_path, {"a.txt": ARTICLE.read_text()})
+    index_dir = tmp_path / "index"
+    run_build(seeds, index_dir)
+    before = Index.load(index_dir).manifest["documents"]
+    (seeds / "b.txt").write_text("New document that will not make it.")
+
+    def crash(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(faiss, "write_index", crash)
+    with pytest.raises(OSError, match="No space"):
+        run_build(seeds, index_dir)
+    monkeypatch.undo()
+    assert Index.load(index_dir).manifest["documents"] == before
+    assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp")]
+    assert run_build(seeds, index_dir).added == ["b.txt"]
+
+
+def test_damaged_index_says_how_to_rebuild(tmp_path):
+    seeds = make_seeds(tmp_path, {"a.txt": ARTICLE.read_text()})
+    run_build(seeds, tmp_path / "index")
+    version = store.current_version(tmp_path / "index")
+    (version / "passages.jsonl").write_text('{"id": "broken"\n')
+    with pytest.raises(IndexLoadError, match="python -m assistant index"):
+        Index.load(tmp_path / "index")
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["format"] = "something else"
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexLoadError, match="format"):
+        Index.load(tmp_path / "index")
+    with pytest.raises(IndexLoadError, match="no index"):
+        Index.load(tmp_path / "nowhere")
+    # The next build replaces the damaged one.
+    report = run_build(seeds, tmp_path / "index")
+    assert report.full_rebuild_reason and report.added == ["a.txt"]
+    assert Index.load(tmp_path / "index").chunks
+
+
+def test_second_build_refuses_while_first_runs(tmp_path):
+    seeds = make_seeds(tmp_path, {"a.txt": "Some text."})
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowEmbedder(HashingEmbedder):
+        def embed(self, texts, progress=False):
+            entered.set()
+            release.wait(10)
+            return super().embed(texts)
+
+    result = {}
+    worker = threading.Thread(
+        target=lambda: result.setdefault("r", run_build(seeds, tmp_path / "index", SlowEmbedder())))
+    worker.start()
+    assert entered.wait(10)
+    with pytest.raises(BuildBusyError, match="another build"):
+        run_build(seeds, tmp_path / "index")
+    release.set()
+    worker.join()
+    assert result["r"].added == ["a.txt"]
+
+
+def test_missing_seeds_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(IngestError, match="does not exist"):
+        run_build(tmp_path / "nope", tmp_path / "index")
