@@ -65,7 +65,7 @@ class BuildReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     passages: int = 0
     embedded: int = 0
-    embed_seconds: float = 0.0
+    embed_seconds: float = 0.0  # reading, splitting and embedding, model loading excluded
     seconds: float = 0.0
     full_rebuild_reason: str | None = None
     index_kind: str = ""
@@ -321,6 +321,9 @@ def _build_locked(seeds_dir, index_dir, embedder, settings, exact_limit, max_byt
     new_chunks: list[Chunk] = []
     new_docs: dict[str, dict] = {}
     skipped_now: dict[str, dict] = {}
+    if todo:
+        embedder.count_tokens("warm up")  # load the model outside the timed part
+    embed_started = time.perf_counter()
     for i, f in enumerate(todo):
         progress(0.05 + 0.15 * i / max(len(todo), 1), f"reading {f.id}")
         try:
@@ -341,9 +344,6 @@ def _build_locked(seeds_dir, index_dir, embedder, settings, exact_limit, max_byt
         new_chunks.extend(chunks)
 
     progress(0.2, f"embedding {len(new_chunks)} passages")
-    if new_chunks:
-        embedder.count_tokens("warm up")  # load the model outside the timed part
-    embed_started = time.perf_counter()
     new_vectors = _embed_with_progress(embedder, new_chunks, progress)
     report.embed_seconds = time.perf_counter() - embed_started
     report.embedded = len(new_chunks)

@@ -1,0 +1,30 @@
+# Two entry points for a fresh machine: `make run` (set up, build the index, serve the app)
+# and `make test` (set up, run the whole test suite, real models and browser included).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup browser run test lint
+
+setup: $(VENV)/.installed
+
+# torch first, pinned: the CPU build on this disk; an unpinned torch pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Debian's Chromium for the browser test (a test tool's own browser download fails offline).
+browser:
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver)
+
+run: setup
+	$(PY) app.py
+
+test: setup browser
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check assistant tests benchmarks app.py
