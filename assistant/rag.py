@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 
+from .citations import REFUSAL, SupportChecker, build_messages, is_refusal, strip_unknown_markers
 from .config import Config
-from .embedding import SentenceTransformerEmbedder
-from .store import BuildReport, ChunkerSettings, build
+from .embedding import Embedder, SentenceTransformerEmbedder
+from .retrieval import Retriever, keywords
+from .schema import Answer, Hit
+from .store import BuildReport, ChunkerSettings, Index, IndexLoadError, build
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 2000
+Progress = Callable[[float, str], None]
+
+
+class QuestionError(ValueError):
+    """A question the assistant cannot take; the message is shown to the user as is."""
 
 
 def make_embedder(cfg: Config) -> SentenceTransformerEmbedder:
@@ -20,8 +37,8 @@ def chunker_settings(cfg: Config) -> ChunkerSettings:
 
 def build_index(
     cfg: Config,
-    embedder=None,
-    progress: Callable[[float, str], None] | None = None,
+    embedder: Embedder | None = None,
+    progress: Progress | None = None,
     lock_wait_s: float = 0.0,
 ) -> BuildReport:
     """Bring cfg.index_dir up to date with cfg.seeds_dir."""
@@ -35,3 +52,212 @@ def build_index(
         progress=progress,
         lock_wait_s=lock_wait_s,
     )
+
+
+def clean_question(question: str) -> str:
+    """The question with control characters removed, or QuestionError saying what is wrong."""
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", question)
+    text = " ".join(text.split())
+    if not text:
+        raise QuestionError("Please type a question.")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"The question is {len(text):,} characters long; please keep it under "
+            f"{MAX_QUESTION_CHARS:,} characters."
+        )
+    if not re.search(r"\w", text):
+        raise QuestionError("The question has no words in it; please ask in words.")
+    return text
+
+
+REWRITE_PROMPT = (
+    "Rewrite the user's follow-up question as one standalone question that can be understood "
+    "without the conversation: replace pronouns and vague references with the names they refer "
+    "to. Reply with the rewritten question only."
+)
+_FOLLOW_UP = re.compile(
+    r"^(and|but|so|also|what about|how about)\b|\b(it|its|they|them|their|he|him|his|she|her|"
+    r"this|that|these|those|there|then)\b",
+    re.I,
+)
+
+
+class Assistant:
+    """Answers questions from the indexed documents, citing the passages it uses."""
+
+    def __init__(self, cfg: Config, embedder: Embedder, generator=None) -> None:
+        self.cfg = cfg
+        self.embedder = embedder
+        self.generator = generator
+        self.checker = SupportChecker(embedder.embed)
+        self.index_error: str | None = None
+        self._retriever: Retriever | None = None
+        self._swap = threading.Lock()
+        self.reload()
+
+    @classmethod
+    def from_config(
+        cls, cfg: Config, progress: Progress | None = None, load_generator: bool = True
+    ) -> Assistant:
+        """Real models from cfg; builds the index from cfg.seeds_dir first if there is none."""
+        progress = progress or (lambda f, m: None)
+        embedder = make_embedder(cfg)
+        try:
+            Index.load(cfg.index_dir)
+        except IndexLoadError:
+            progress(0.0, "building the index from " + str(cfg.seeds_dir))
+            report = build_index(cfg, embedder, progress=progress, lock_wait_s=600)
+            log.info("%s", report.summary())
+        generator = None
+        if load_generator:
+            from .generation import load_generator as load
+
+            progress(0.0, "loading the language model (the first start prepares it once)")
+            generator = load(cfg)
+            progress(1.0, f"language model ready: {generator.name}")
+        return cls(cfg, embedder, generator)
+
+    # --- the index --------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Load the current index version; keep serving the old one if the new one fails."""
+        try:
+            index = Index.load(self.cfg.index_dir)
+            index.check_embedder(self.embedder.id)
+            retriever = Retriever(
+                index,
+                self.embedder,
+                candidates=self.cfg.candidates,
+                dense_weight=self.cfg.dense_weight,
+                keyword_weight=self.cfg.keyword_weight,
+                rrf_k=self.cfg.rrf_k,
+            )
+        except IndexLoadError as e:
+            self.index_error = str(e)
+            log.warning("%s", e)
+            return
+        with self._swap:
+            self._retriever = retriever
+            self.index_error = None
+
+    def rebuild(self, progress: Progress | None = None) -> BuildReport:
+        """Incremental build; questions keep using the old index until the new one is loaded."""
+        report = build_index(self.cfg, self.embedder, progress=progress)
+        if report.changed_anything or self._retriever is None:
+            self.reload()
+        return report
+
+    def documents(self) -> list[dict]:
+        """Indexed documents (id, title, date, passages); empty without an index."""
+        retriever = self._retriever
+        return retriever.index.documents() if retriever else []
+
+    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
+        """The best passages for a standalone question."""
+        retriever = self._retriever
+        if retriever is None:
+            return []
+        return retriever.search(question, k or self.cfg.top_k)
+
+    # --- answering --------------------------------------------------------------------
+
+    def ask(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
+        """The final Answer to a question, given earlier (user, assistant) turns."""
+        answer = None
+        for answer in self.stream(question, history):
+            pass
+        assert answer is not None
+        return answer
+
+    def standalone(self, question: str, history: Sequence[tuple[str, str]]) -> str:
+        """Rewrite a follow-up into a question that stands alone, using the chat history."""
+        turns = [(u, a) for u, a in history if u and u.strip()][-3:]
+        if not turns or not _FOLLOW_UP.search(question) or self.generator is None:
+            return question
+        convo = "\n".join(f"User: {u}\nAssistant: {_first_sentence(a)}" for u, a in turns)
+        messages = [
+            {"role": "system", "content": REWRITE_PROMPT},
+            {"role": "user", "content": f"Conversation:\n{convo}\n\nFollow-up: {question}\n"
+                                        "Standalone question:"},
+        ]
+        text = "".join(self.generator.stream(messages, max_new_tokens=48)).strip()
+        text = text.splitlines()[0].strip().strip('"') if text else ""
+        if not text or len(text) > 4 * len(question) + 200 or not keywords(text):
+            # A poor rewrite: fall back to the previous question plus this one for retrieval.
+            return f"{turns[-1][0]} {question}"
+        return text
+
+    def stream(
+        self,
+        question: str,
+        history: Sequence[tuple[str, str]] = (),
+        stop: threading.Event | None = None,
+    ) -> Iterator[Answer]:
+        """Yield Answers whose text grows as tokens arrive; the last one is checked and final."""
+        question = clean_question(question)
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        standalone = self.standalone(question, history)
+        if standalone != question:
+            timings["rewrite_ms"] = _ms(started)
+        t0 = time.perf_counter()
+        hits = self.retrieve(standalone)
+        timings["retrieval_ms"] = _ms(t0)
+        base = Answer(question, "", False, tuple(hits), standalone_question=standalone)
+
+        if not hits:
+            msg = self.index_error or "There are no documents in the index yet."
+            yield _final(base, f"{REFUSAL} {msg}", True, timings, started)
+            return
+        if max(h.similarity for h in hits) < self.cfg.min_relevance:
+            yield _final(base, REFUSAL + " The closest passages are listed below.", True,
+                         timings, started)
+            return
+        if self.generator is None:
+            raise RuntimeError("no language model loaded: Assistant.from_config(cfg) loads one")
+
+        messages = build_messages(standalone, hits)
+        text, n_tokens, first = "", 0, None
+        for piece in self.generator.stream(messages, self.cfg.max_new_tokens, stop=stop):
+            if first is None:
+                first = time.perf_counter()
+                timings["first_token_ms"] = _ms(started)
+            text += piece
+            n_tokens += 1
+            yield _replace(base, text=strip_unknown_markers(text, len(hits)), timings=timings)
+        if first is not None:
+            gen_s = time.perf_counter() - first
+            timings["tokens_per_s"] = round(n_tokens / gen_s, 2) if gen_s > 0 else 0.0
+        yield self._finish(base, text, timings, started)
+
+    def _finish(self, base: Answer, raw: str, timings: dict, started: float) -> Answer:
+        text, sentences, citations = self.checker.check(raw, base.passages)
+        supported = [s for s in sentences if s.supported and s.markers]
+        if not supported or (is_refusal(text) and len(supported) < len(sentences) / 2):
+            note = " The closest passages are listed below."
+            if raw.strip() and not is_refusal(raw):
+                log.info("abstained: no sentence of the reply is supported: %r", raw)
+            return _final(base, REFUSAL + note, True, timings, started)
+        return _final(
+            _replace(base, sentences=sentences, citations=citations), text, False, timings, started
+        )
+
+
+def _first_sentence(text: str) -> str:
+    text = re.sub(r"\[\d+\]", "", text or "").strip()
+    return text.split(". ")[0][:300]
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+def _replace(answer: Answer, **changes) -> Answer:
+    return dataclasses.replace(answer, **changes)
+
+
+def _final(base: Answer, text: str, abstained: bool, timings: dict, started: float) -> Answer:
+    timings = {**timings, "total_ms": _ms(started)}
+    return _replace(base, text=text, abstained=abstained, timings=timings)

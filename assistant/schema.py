@@ -34,10 +34,11 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Hit:
-    """A passage returned by retrieval, with its fused score (higher is better)."""
+    """A passage returned by retrieval: fused rank score and cosine similarity to the query."""
 
     chunk: Chunk
     score: float
+    similarity: float = 0.0
 
 
 @dataclass(frozen=True)
