@@ -50,8 +50,10 @@ def sentences_of(text: str) -> list[str]:
     """Split prose into sentences (markers that follow a full stop stay with their sentence)."""
     marker = r"\[\d+(?:\s*[,;]\s*\d+)*\]"
     text = re.sub(rf"([.!?])\s*((?:{marker}\s*)*{marker})", r" \2\1 ", text)
-    parts = _SENTENCE_END.split(" ".join(text.split()))
-    return [p.strip() for p in parts if p.strip()]
+    out = []
+    for line in text.splitlines():  # a line break ends a sentence too (headlines, list items)
+        out.extend(p.strip() for p in _SENTENCE_END.split(" ".join(line.split())) if p.strip())
+    return out
 
 
 def safe_passage_text(text: str) -> str:
