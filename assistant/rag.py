@@ -106,10 +106,14 @@ class Assistant:
         embedder = make_embedder(cfg)
         try:
             Index.load(cfg.index_dir)
-        except IndexLoadError:
-            progress(0.0, "building the index from " + str(cfg.seeds_dir))
-            report = build_index(cfg, embedder, progress=progress, lock_wait_s=600)
-            log.info("%s", report.summary())
+        except IndexLoadError as e:
+            progress(0.0, f"building the index from {cfg.seeds_dir} ({e})")
+            try:
+                report = build_index(cfg, embedder, progress=progress, lock_wait_s=600)
+                log.info("%s", report.summary())
+            except (OSError, ValueError, RuntimeError) as build_error:
+                # Start anyway: the UI shows what is wrong and how to fix it.
+                log.error("index build failed: %s", build_error)
         generator = None
         if load_generator:
             from .generation import load_generator as load
