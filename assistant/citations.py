@@ -158,13 +158,13 @@ class SupportChecker:
                 lo, hi = offset_of[n - 1], offset_of[n]
                 lexical = len(words & _content(hit.chunk.text)) / max(len(words), 1)
                 numbers_ok = _numbers(sent) <= _numbers(hit.chunk.text)
-                if svec is not None:
-                    cos = pvec[lo:hi] @ svec[i]
-                    best = int(np.argmax(cos))
-                    semantic = float(cos[best])
-                else:
-                    overlaps = [len(words & _content(s)) for s in passage_sents[n - 1]]
-                    best, semantic = int(np.argmax(overlaps)), 0.0
+                # The quote is the passage sentence that shares the most content words with the
+                # answer sentence, cosine breaking ties: lexical overlap locates facts better.
+                overlaps = np.array([len(words & _content(s)) / max(len(words), 1)
+                                     for s in passage_sents[n - 1]])
+                cos = pvec[lo:hi] @ svec[i] if svec is not None else np.zeros(len(overlaps))
+                best = int(np.argmax(overlaps + 0.5 * cos))
+                semantic = float(cos.max())
                 combined = 0.5 * lexical + 0.5 * semantic
                 ok = numbers_ok and (lexical >= self.min_lexical or combined >= self.min_combined)
                 scored.append((ok, combined, n, passage_sents[n - 1][best]))

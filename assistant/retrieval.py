@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
@@ -18,6 +19,7 @@ STOPWORDS = frozenset(
     "such only own under until up very just should now tell said says".split()
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 
 def keywords(text: str) -> list[str]:

@@ -1,0 +1,862 @@
+"""The chat window: a Gradio Blocks app with a chat panel, a sources panel and a documents tab.
+
+`build_app(assistant, cfg)` builds the Blocks without launching it; the handlers are plain
+functions (`respond`, `save_uploads`, `remove_documents`, `rebuild_index`, ...) that tests call
+directly. `serve(cfg)` loads the models, builds the app and launches it. Everything that comes
+from a document or a file name is passed through `html.escape` before it reaches the page.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import logging
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from .config import Config, ConfigError
+from .ingest import SUFFIXES
+from .rag import QuestionError
+from .schema import Answer, Hit
+from .store import BuildBusyError
+
+if TYPE_CHECKING:
+    from .rag import Assistant
+    from .store import BuildReport
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+Progress = Callable[[float, str], None]
+
+SHIPPED_ARTICLE = "rubio-us-mediation-russia-ukraine-talks.txt"
+SHIPPED_EXAMPLES = (
+    "By what date is the rare earth deal meant to be finalised?",
+    "What did Rubio say the US would do if no ceasefire seemed possible?",
+    "What did Zelensky say about a ceasefire without security guarantees?",
+)
+CHAT_CONCURRENCY = 4  # streams served at once; more wait in the queue
+STOP_GRACE_S = 3.0  # after Stop, how long the stream may take to finish before it is cancelled
+
+ADD_DOCUMENTS_HELP = (
+    "**No documents are indexed yet.** Open the **Documents** tab, upload files "
+    f"({', '.join(SUFFIXES)}) and press **Rebuild index**, or copy files into the seeds folder "
+    "and run `python -m assistant index`."
+)
+
+CSS = """
+.answer-marker { font-weight: 600; text-decoration: none; }
+.unsupported { text-decoration: underline wavy #c2410c; text-underline-offset: 3px; }
+.timings { display: block; margin-top: .4em; font-size: .78em; opacity: .65; }
+#sources .src-card { border: 1px solid var(--border-color-primary); border-radius: 8px;
+  padding: .6em .8em; margin: 0 0 .7em 0; }
+#sources .src-card.selected, #sources .src-card.flash { outline: 2px solid var(--color-accent); }
+#sources .src-head { font-size: .9em; margin-bottom: .3em; }
+#sources .src-where { opacity: .7; }
+#sources .src-text { white-space: pre-wrap; font-size: .9em; margin: 0; }
+#sources mark { background: #fde68a; color: inherit; padding: 0 .1em; }
+#sources mark.weak { background: #fed7aa; }
+#sources .src-warn { color: #c2410c; font-size: .85em; }
+#sources .empty { opacity: .7; }
+.doc-table table { width: 100%; border-collapse: collapse; }
+.doc-table th, .doc-table td { text-align: left; padding: .3em .5em;
+  border-bottom: 1px solid var(--border-color-primary); }
+"""
+
+# A click on an [n] marker shows passage n in the sources panel (opening a closed fold first).
+HEAD = """
+<script>
+document.addEventListener("click", function (event) {
+  const link = event.target.closest && event.target.closest('a[href^="#src-"]');
+  if (!link) return;
+  const card = document.getElementById(link.getAttribute("href").slice(1));
+  if (!card) return;
+  event.preventDefault();
+  event.stopPropagation();
+  for (let p = card.parentElement; p; p = p.parentElement) {
+    if (p.tagName === "DETAILS") p.open = true;
+  }
+  document.querySelectorAll("#sources .src-card.flash").forEach(function (c) {
+    c.classList.remove("flash");
+  });
+  card.classList.add("flash");
+  card.scrollIntoView({behavior: "smooth", block: "nearest"});
+}, true);
+</script>
+"""
+
+_MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_UNSAFE_NAME = re.compile(r"[^\w.\- ()+,]+", re.UNICODE)
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def _e(text: object) -> str:
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def _link_markers(escaped: str, turn: int, n_passages: int) -> str:
+    """Turn [n] markers of already escaped text into links to the passage cards of this turn."""
+
+    def link(match: re.Match) -> str:
+        nums = [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
+        if not all(1 <= n <= n_passages for n in nums):
+            return match.group(0)
+        return "".join(
+            f'<a class="answer-marker" href="#src-{turn}-{n}" title="show passage {n}">[{n}]</a>'
+            for n in nums
+        )
+
+    return _MARKER.sub(link, escaped)
+
+
+def format_timings(timings: dict[str, float]) -> str:
+    """One line: retrieval, first token, total, tokens per second (what is known)."""
+
+    def dur(ms: float) -> str:
+        return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+    parts = []
+    if "retrieval_ms" in timings:
+        parts.append(f"retrieval {dur(timings['retrieval_ms'])}")
+    if "first_token_ms" in timings:
+        parts.append(f"first token {dur(timings['first_token_ms'])}")
+    if "total_ms" in timings:
+        parts.append(f"total {dur(timings['total_ms'])}")
+    if timings.get("tokens_per_s"):
+        parts.append(f"{timings['tokens_per_s']:.1f} tokens/s")
+    return " · ".join(parts)
+
+
+def render_answer(answer: Answer, turn: int, final: bool = True) -> str:
+    """The chat bubble of an answer: escaped text, [n] links, unsupported sentences marked."""
+    text, n = answer.text, len(answer.passages)
+    if not final or not answer.sentences:
+        body = _link_markers(_e(text), turn, n)
+    else:
+        # Wrap each sentence where it sits in the text, so the text between stays as it was.
+        out, cursor = [], 0
+        for sentence in answer.sentences:
+            at = text.find(sentence.text, cursor)
+            if at < 0:
+                continue
+            out.append(_link_markers(_e(text[cursor:at]), turn, n))
+            piece = _link_markers(_e(sentence.text), turn, n)
+            if not sentence.supported:
+                piece = (
+                    '<span class="unsupported" title="not supported by the cited passages">'
+                    f"⚠ {piece}</span>"
+                )
+            out.append(piece)
+            cursor = at + len(sentence.text)
+        out.append(_link_markers(_e(text[cursor:]), turn, n))
+        body = "".join(out)
+    if final and answer.timings:
+        body += f'\n\n<span class="timings">{_e(format_timings(answer.timings))}</span>'
+    return body
+
+
+def _highlight(text: str, quotes: Iterable[tuple[str, bool]]) -> str:
+    """Escaped passage text with each quoted sentence inside <mark> (whitespace-insensitive)."""
+    spans: list[tuple[int, int, bool]] = []
+    for quote, supported in quotes:
+        words = quote.split()
+        if not words:
+            continue
+        found = re.search(r"\s+".join(re.escape(w) for w in words), text)
+        if found and not any(s < found.end() and found.start() < e for s, e, _ in spans):
+            spans.append((found.start(), found.end(), supported))
+    out, cursor = [], 0
+    for start, end, supported in sorted(spans):
+        out.append(_e(text[cursor:start]))
+        cls = "" if supported else ' class="weak"'
+        out.append(f"<mark{cls}>{_e(text[start:end])}</mark>")
+        cursor = end
+    out.append(_e(text[cursor:]))
+    return "".join(out)
+
+
+def _where(hit: Hit) -> str:
+    c = hit.chunk
+    parts = [f"paragraph {c.paragraph}"]
+    if c.page is not None:
+        parts.append(f"page {c.page}")
+    return ", ".join(parts)
+
+
+def cited_numbers(answer: Answer) -> list[int]:
+    """Passage numbers the answer cites, in order of first use (markers while streaming)."""
+    if answer.citations:
+        found = [c.n for c in answer.citations]
+        order = {n: i for i, n in enumerate(_markers(answer.text))}
+        found.sort(key=lambda n: order.get(n, len(order) + n))
+    else:
+        found = _markers(answer.text)
+    return [n for n in dict.fromkeys(found) if 1 <= n <= len(answer.passages)]
+
+
+def _markers(text: str) -> list[int]:
+    nums: list[int] = []
+    for m in _MARKER.finditer(text):
+        nums.extend(int(x) for x in re.split(r"\s*[,;]\s*", m.group(1)))
+    return list(dict.fromkeys(nums))
+
+
+def _card(answer: Answer, turn: int, n: int, selected: bool) -> str:
+    hit = answer.passages[n - 1]
+    c = hit.chunk
+    cites = [x for x in answer.citations if x.n == n]
+    quotes = [(x.quote, x.supported) for x in cites]
+    warn = ""
+    if cites and not any(x.supported for x in cites):
+        warn = '<div class="src-warn">⚠ this passage does not support the sentence citing it</div>'
+    date = f" · {_e(c.date)}" if c.date else ""
+    cls = "src-card selected" if selected else "src-card"
+    return (
+        f'<div class="{cls}" id="src-{turn}-{n}">'
+        f'<div class="src-head"><b>[{n}] {_e(c.title or c.doc_id)}</b>{date}'
+        f'<br><span class="src-where">{_e(c.doc_id)} · {_e(_where(hit))}</span></div>'
+        f'<p class="src-text">{_highlight(c.text, quotes)}</p>{warn}</div>'
+    )
+
+
+def _answer_sources(answer: Answer, turn: int, selected: int | None = None) -> str:
+    cited = cited_numbers(answer)
+    if selected in cited:
+        cited.remove(selected)
+        cited.insert(0, selected)
+    parts = [_card(answer, turn, n, n == selected) for n in cited]
+    if not cited:
+        note = (
+            "No passage in the documents answers this question."
+            if answer.abstained
+            else "The answer cites no passage yet."
+        )
+        parts.append(f'<p class="empty">{note}</p>')
+    rest = [n for n in range(1, len(answer.passages) + 1) if n not in cited]
+    if rest:
+        cards = "".join(_card(answer, turn, n, n == selected) for n in rest)
+        is_open = " open" if selected in rest else ""
+        parts.append(
+            f"<details{is_open}><summary>Other retrieved passages ({len(rest)}, not cited)"
+            f"</summary>{cards}</details>"
+        )
+    return "".join(parts)
+
+
+def render_sources(answers: Sequence[Answer], selected: int | None = None) -> str:
+    """The sources panel: the latest answer's cited passages, earlier answers folded below."""
+    if not answers:
+        return '<p class="empty">Sources of the answer appear here.</p>'
+    turn = len(answers)
+    parts = [_answer_sources(answers[-1], turn, selected)]
+    for t in range(turn - 1, 0, -1):
+        parts.append(
+            f"<details><summary>Sources of answer {t}: {_e(answers[t - 1].question)}</summary>"
+            f"{_answer_sources(answers[t - 1], t)}</details>"
+        )
+    return "".join(parts)
+
+
+def passage_choices(answer: Answer | None) -> list[tuple[str, int]]:
+    """(label, n) of the passages an answer cites, for the "show passage" selector."""
+    if answer is None:
+        return []
+    return [(f"[{n}] {answer.passages[n - 1].chunk.title}", n) for n in cited_numbers(answer)]
+
+
+# --- chat ---------------------------------------------------------------------------------
+
+
+def _text_of(content: Any) -> str:
+    """Plain text of one Gradio message content (a string or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or "") if content.get("type", "text") == "text" else ""
+    if isinstance(content, list | tuple):
+        return " ".join(t for t in (_text_of(p) for p in content) if t)
+    return ""
+
+
+def _plain(rendered: str) -> str:
+    """Back from a rendered bubble to the text the model wrote."""
+    text = re.sub(r'<span class="timings">.*?</span>', "", rendered, flags=re.S)
+    text = re.sub(r"</?(?:a|span)\b[^>]*>", "", text).replace("⚠ ", "")  # only our own tags
+    return html.unescape(text).strip()
+
+
+def history_pairs(history: Sequence[Any]) -> list[tuple[str, str]]:
+    """Gradio chat history as plain (user, assistant) string pairs for the model."""
+    pairs: list[tuple[str, str]] = []
+    user: str | None = None
+    for message in history or ():
+        role = message.get("role") if isinstance(message, dict) else getattr(message, "role", "")
+        content = (
+            message.get("content") if isinstance(message, dict) else getattr(message, "content", "")
+        )
+        text = _plain(_text_of(content))
+        if role == "user":
+            if user is not None:
+                pairs.append((user, ""))
+            user = text
+        elif role == "assistant" and user is not None:
+            pairs.append((user, text))
+            user = None
+    return pairs
+
+
+def respond(
+    assistant: Assistant,
+    message: str,
+    history: Sequence[Message] | None,
+    answers: Sequence[Answer] = (),
+    stop: threading.Event | None = None,
+) -> Iterator[tuple[list[Message], str, str, list[Answer]]]:
+    """Answer one chat message, yielding (chat history, sources html, status line, answers).
+
+    The chat history grows a user and an assistant message whose text follows the stream; the
+    last update carries the final answer with its citations checked and its timings.
+    """
+    history = [dict(m) for m in history or ()]
+    answers = list(answers)
+    pairs = history_pairs(history)
+    question = (message or "").strip()
+    sources = render_sources(answers)
+    if not question:
+        yield history, sources, "Please type a question.", answers
+        return
+    if not assistant.documents():
+        reply = assistant.index_error or ADD_DOCUMENTS_HELP
+        history += [
+            {"role": "user", "content": _e(question)},
+            {"role": "assistant", "content": reply if reply is ADD_DOCUMENTS_HELP else _e(reply)},
+        ]
+        yield history, sources, "No documents are indexed yet.", answers
+        return
+    turn = len(answers) + 1
+    history += [{"role": "user", "content": _e(question)}, {"role": "assistant", "content": "…"}]
+    yield list(history), sources, "Searching the documents…", answers
+    answer: Answer | None = None
+    try:
+        for answer in assistant.stream(question, pairs, stop=stop):
+            history[-1] = {"role": "assistant", "content": render_answer(answer, turn, final=False)}
+            yield list(history), render_sources([*answers, answer]), "Answering…", answers
+    except QuestionError as e:
+        history = history[:-2]
+        yield history, sources, f"⚠ {e}", answers
+        return
+    except Exception as e:  # noqa: BLE001 - the user gets one readable line, the log the rest
+        log.exception("answering %r failed", question)
+        history[-1] = {"role": "assistant", "content": _e(f"⚠ Sorry, answering failed: {e}")}
+        yield history, sources, f"⚠ answering failed: {e}", answers
+        return
+    if answer is None:
+        return
+    answers.append(answer)
+    history[-1] = {"role": "assistant", "content": render_answer(answer, turn)}
+    stopped = " (stopped)" if stop is not None and stop.is_set() else ""
+    yield history, render_sources(answers), format_timings(answer.timings) + stopped, answers
+
+
+class StopSignals:
+    """One stop Event per browser session, so Stop ends only that session's stream."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> threading.Event:
+        with self._lock:
+            event = self._events[session] = threading.Event()
+            self._running[session] = self._running.get(session, 0) + 1
+            return event
+
+    def finish(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            self._running[session] = self._running.get(session, 1) - 1
+            if self._running[session] <= 0:
+                self._running.pop(session, None)
+            if self._events.get(session) is event:
+                del self._events[session]
+
+    def stop(self, session: str, wait_s: float = 0.0) -> bool:
+        """Ask the session's stream to stop; wait up to wait_s for it to end. True if it ended."""
+        with self._lock:
+            event = self._events.get(session)
+        if event is not None:
+            event.set()
+        deadline = time.monotonic() + wait_s
+        while session in self._running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return session not in self._running
+
+
+# --- documents ------------------------------------------------------------------------------
+
+
+def check_upload_name(name: str) -> tuple[str | None, str]:
+    """(safe file name, "") for an acceptable upload name, or (None, reason) for a refused one."""
+    raw = str(name or "")
+    if raw.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", raw) or os.path.isabs(raw):
+        return None, "absolute file names are not allowed"
+    parts = re.split(r"[\\/]+", raw)
+    if any(p == ".." for p in parts):
+        return None, "path traversal (..) is not allowed"
+    if len([p for p in parts if p not in ("", ".")]) > 1:
+        return None, "folder names are not allowed; upload the file itself"
+    base = parts[-1] if parts else ""
+    safe = _UNSAFE_NAME.sub("_", base).strip(" .")  # a leading dot would hide the file
+    safe = safe.lstrip("~$")
+    if not safe or safe in (".", ".."):
+        return None, "the file name is empty"
+    suffix = Path(safe).suffix.lower()
+    if suffix not in SUFFIXES:
+        shown = suffix or "(none)"
+        return None, f"file type {shown} is not allowed (allowed: {' '.join(SUFFIXES)})"
+    return safe[:200], ""
+
+
+def save_uploads(
+    cfg: Config, files: Iterable[tuple[str, str | Path]]
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Copy uploaded (original name, temp path) files into the seeds folder.
+
+    Returns (saved names, [(name, reason)] refused). A file lands only directly inside
+    cfg.seeds_dir, under a sanitised name, written to a hidden temp file then renamed.
+    """
+    seeds = Path(cfg.seeds_dir)
+    seeds.mkdir(parents=True, exist_ok=True)
+    root = seeds.resolve()
+    saved: list[str] = []
+    refused: list[tuple[str, str]] = []
+    for name, source in files:
+        safe, reason = check_upload_name(name)
+        if safe is None:
+            refused.append((str(name), reason))
+            continue
+        try:
+            size = os.path.getsize(source)
+        except OSError as e:
+            refused.append((str(name), f"cannot read the upload: {e.strerror or e}"))
+            continue
+        if size > cfg.max_document_bytes:
+            refused.append(
+                (
+                    str(name),
+                    f"file is too large ({size / 1e6:.1f} MB; the limit is "
+                    f"{cfg.max_document_bytes / 1e6:.1f} MB)",
+                )
+            )
+            continue
+        target = seeds / safe
+        if target.resolve().parent != root or (target.exists() and not target.is_file()):
+            refused.append((str(name), "the name points outside the documents folder"))
+            continue
+        tmp = seeds / f".upload-{os.getpid()}-{threading.get_ident()}-{safe}"
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            refused.append((str(name), f"cannot save: {e.strerror or e}"))
+            continue
+        saved.append(safe)
+    return saved, refused
+
+
+def seed_files(cfg: Config) -> list[str]:
+    """Document files in the seeds folder (ids: paths below it), for the removal list."""
+    seeds = Path(cfg.seeds_dir)
+    if not seeds.is_dir():
+        return []
+    found = []
+    for path in seeds.rglob("*"):
+        rel = path.relative_to(seeds)
+        if any(p.startswith(".") for p in rel.parts) or not path.is_file():
+            continue
+        if path.suffix.lower() in SUFFIXES:
+            found.append(rel.as_posix())
+    return sorted(found)
+
+
+def remove_documents(
+    cfg: Config, doc_ids: Iterable[str]
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Delete documents (ids below the seeds folder); returns (removed, [(id, reason)])."""
+    seeds = Path(cfg.seeds_dir)
+    root = seeds.resolve()
+    removed: list[str] = []
+    refused: list[tuple[str, str]] = []
+    for doc_id in doc_ids or ():
+        doc_id = str(doc_id)
+        parts = re.split(r"[\\/]+", doc_id)
+        if os.path.isabs(doc_id) or ".." in parts:
+            refused.append((doc_id, "not a document of the seeds folder"))
+            continue
+        path = seeds / doc_id
+        parent = path.parent.resolve()
+        if parent != root and root not in parent.parents:
+            refused.append((doc_id, "not a document of the seeds folder"))
+            continue
+        if not (path.is_file() or path.is_symlink()):
+            refused.append((doc_id, "no such file"))
+            continue
+        try:
+            path.unlink()  # a symlink is removed, never what it points at
+        except OSError as e:
+            refused.append((doc_id, f"cannot remove: {e.strerror or e}"))
+            continue
+        removed.append(doc_id)
+    return removed, refused
+
+
+def render_documents(documents: Sequence[dict]) -> str:
+    """The indexed documents as an escaped HTML table, or how to add some."""
+    if not documents:
+        return (
+            '<p class="empty">No documents are indexed yet. Upload files below '
+            f"({_e(' '.join(SUFFIXES))}) and press <b>Rebuild index</b>.</p>"
+        )
+    rows = "".join(
+        f"<tr><td>{_e(d.get('title'))}</td><td>{_e(d.get('date') or '')}</td>"
+        f"<td>{_e(d.get('passages'))}</td><td><code>{_e(d.get('id'))}</code></td></tr>"
+        for d in documents
+    )
+    return (
+        f'<div class="doc-table"><p>{len(documents)} documents indexed.</p><table>'
+        "<thead><tr><th>Title</th><th>Date</th><th>Passages</th><th>File</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div>"
+    )
+
+
+def rebuild_index(assistant: Assistant, progress: Progress | None = None) -> str:
+    """Run the incremental build; a readable summary (or why it could not run)."""
+    try:
+        report: BuildReport = assistant.rebuild(progress=progress)
+    except BuildBusyError as e:
+        return f"Not rebuilt: {e}"
+    except Exception as e:  # noqa: BLE001 - shown to the user as one line, logged in full
+        log.exception("rebuild failed")
+        return f"Rebuild failed: {e}"
+    return "Index rebuilt.\n" + report.summary()
+
+
+def _report(done: str, names: Sequence[str], refused: Sequence[tuple[str, str]]) -> str:
+    lines = [f"{done}: {name}" for name in names]
+    lines += [f"refused {name}: {reason}" for name, reason in refused]
+    return "\n".join(lines) or "Nothing selected."
+
+
+def examples_for(documents: Sequence[dict]) -> list[str]:
+    """Example questions for the welcome screen: about the shipped article if it is indexed."""
+    ids = {d.get("id") for d in documents}
+    if SHIPPED_ARTICLE in ids:
+        return list(SHIPPED_EXAMPLES)
+    return [f"What is “{d.get('title') or d.get('id')}” about?" for d in documents[:3]]
+
+
+# --- the app ------------------------------------------------------------------------------
+
+
+def _chat_view(assistant: Assistant) -> tuple[str, list[dict[str, str]] | None, str]:
+    """(chat placeholder, examples, index banner) for the current index."""
+    documents = assistant.documents()
+    banner = ""
+    if assistant.index_error:
+        banner = f"⚠ The index could not be loaded: {_e(assistant.index_error)}"
+    if not documents:
+        return ADD_DOCUMENTS_HELP, None, banner
+    placeholder = (
+        f"Ask about your {len(documents)} document{'s' if len(documents) != 1 else ''}. "
+        "Answers cite passages like [1]; click a marker to see the passage."
+    )
+    return placeholder, [{"text": q} for q in examples_for(documents)], banner
+
+
+def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
+    """The Gradio Blocks: chat + sources tab, documents tab. Nothing is launched here."""
+    stops = StopSignals()
+    placeholder, examples, banner = _chat_view(assistant)
+
+    with gr.Blocks(title="Document assistant", analytics_enabled=False) as demo:
+        gr.Markdown(
+            "## Document assistant\nAnswers come only from your documents, with [n] "
+            "citations. Everything runs on this machine."
+        )
+        index_banner = gr.Markdown(banner, visible=bool(banner))
+        with gr.Tab("Chat"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(
+                        label="Conversation",
+                        height=520,
+                        placeholder=placeholder,
+                        examples=examples,
+                        sanitize_html=True,
+                        allow_tags=False,
+                        feedback_options=None,
+                        buttons=["copy"],
+                        elem_id="chat",
+                    )
+                    question = gr.Textbox(
+                        placeholder="Ask a question about your documents…",
+                        show_label=False,
+                        lines=1,
+                        max_lines=6,
+                        elem_id="question",
+                    )
+                    with gr.Row():
+                        send = gr.Button("Send", variant="primary", elem_id="send")
+                        stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                        new_chat = gr.Button("New chat", elem_id="new-chat")
+                    status = gr.Markdown("", elem_id="status")
+                with gr.Column(scale=2):
+                    gr.Markdown("### Sources")
+                    selector = gr.Dropdown(
+                        label="Show passage",
+                        choices=[],
+                        value=None,
+                        interactive=True,
+                        elem_id="show-passage",
+                    )
+                    sources = gr.HTML(render_sources([]), elem_id="sources")
+        with gr.Tab("Documents"):
+            documents_html = gr.HTML(render_documents(assistant.documents()), elem_id="documents")
+            with gr.Row():
+                with gr.Column():
+                    uploads = gr.File(
+                        label=f"Add documents ({' '.join(SUFFIXES)})",
+                        file_count="multiple",
+                        file_types=list(SUFFIXES),
+                        type="filepath",
+                        elem_id="upload",
+                    )
+                    add = gr.Button("Add to documents folder", elem_id="add")
+                with gr.Column():
+                    to_remove = gr.Dropdown(
+                        label="Remove documents",
+                        choices=seed_files(cfg),
+                        multiselect=True,
+                        elem_id="remove-select",
+                    )
+                    remove = gr.Button("Remove selected", variant="stop", elem_id="remove")
+            rebuild = gr.Button("Rebuild index", variant="primary", elem_id="rebuild")
+            doc_status = gr.Textbox(
+                label="Status", interactive=False, lines=4, elem_id="doc-status"
+            )
+        answers = gr.State([])
+
+        def on_ask(message, history, past, request: gr.Request):
+            session = getattr(request, "session_hash", None) or "anonymous"
+            event = stops.start(session)
+            try:
+                for hist, src, line, new in respond(assistant, message, history, past, event):
+                    yield "", hist, src, line, new, _selector_update(new)
+            finally:
+                event.set()  # also when the stream is cancelled or the browser leaves
+                stops.finish(session, event)
+
+        def on_stop(request: gr.Request):
+            session = getattr(request, "session_hash", None) or "anonymous"
+            stops.stop(session, wait_s=STOP_GRACE_S)
+
+        def on_example(evt: gr.SelectData):
+            value = evt.value if isinstance(evt.value, dict) else {}
+            return value.get("text", "")
+
+        def on_select(past, n):
+            return render_sources(past, int(n) if n else None)
+
+        def on_new_chat(request: gr.Request):
+            stops.stop(getattr(request, "session_hash", None) or "anonymous")
+            return [], render_sources([]), "", [], gr.update(choices=[], value=None)
+
+        def on_add(files):
+            pairs = [
+                (getattr(f, "orig_name", None) or Path(str(f)).name, str(f)) for f in files or []
+            ]
+            saved, refused = save_uploads(cfg, pairs)
+            text = _report("saved", saved, refused)
+            if saved:
+                text += "\nPress Rebuild index to make them searchable."
+            return text, None, gr.update(choices=seed_files(cfg))
+
+        def on_remove(ids):
+            removed, refused = remove_documents(cfg, ids or [])
+            text = _report("removed", removed, refused)
+            if removed:
+                text += "\nPress Rebuild index to take them out of the answers."
+            return text, gr.update(choices=seed_files(cfg), value=[])
+
+        def on_rebuild(progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
+            text = rebuild_index(assistant, lambda f, m: progress(f, desc=m))
+            return (text, *_refresh())
+
+        def _refresh():
+            ph, ex, ban = _chat_view(assistant)
+            return (
+                render_documents(assistant.documents()),
+                gr.update(choices=seed_files(cfg)),
+                gr.update(placeholder=ph, examples=ex),
+                gr.update(value=ban, visible=bool(ban)),
+            )
+
+        ask_inputs = [question, chatbot, answers]
+        ask_outputs = [question, chatbot, sources, status, answers, selector]
+        ask = dict(
+            fn=on_ask,
+            inputs=ask_inputs,
+            outputs=ask_outputs,
+            concurrency_limit=CHAT_CONCURRENCY,
+            concurrency_id="chat",
+            show_progress="hidden",
+        )
+        submit_event = question.submit(**ask)
+        click_event = send.click(**ask)
+        example_event = chatbot.example_select(on_example, None, question).then(**ask)
+        chats = [submit_event, click_event, example_event]
+        stop.click(on_stop, None, None, concurrency_limit=None, queue=False).then(
+            None, None, None, cancels=chats
+        )
+        new_chat.click(
+            on_new_chat,
+            None,
+            [chatbot, sources, status, answers, selector],
+            cancels=chats,
+            concurrency_limit=None,
+            queue=False,
+        )
+        chatbot.clear(
+            on_new_chat,
+            None,
+            [chatbot, sources, status, answers, selector],
+            cancels=chats,
+            concurrency_limit=None,
+            queue=False,
+        )
+        selector.change(on_select, [answers, selector], sources, queue=False)
+        add.click(on_add, uploads, [doc_status, uploads, to_remove])
+        remove.click(on_remove, to_remove, [doc_status, to_remove])
+        rebuild.click(
+            on_rebuild,
+            None,
+            [doc_status, documents_html, to_remove, chatbot, index_banner],
+            concurrency_limit=1,
+            concurrency_id="rebuild",
+        )
+        demo.load(_refresh, None, [documents_html, to_remove, chatbot, index_banner])
+    return demo
+
+
+def _selector_update(answers: Sequence[Answer]) -> Any:
+    choices = passage_choices(answers[-1] if answers else None)
+    return gr.update(choices=choices, value=None)
+
+
+# --- serving ------------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    """Whether host only accepts connections from this machine."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_auth(cfg: Config, env: dict[str, str] | None = None) -> list[tuple[str, str]] | None:
+    """Logins from ASSISTANT_USERNAME/ASSISTANT_PASSWORD or ASSISTANT_AUTH_FILE (user:password).
+
+    Raises ConfigError when the host is not loopback and no login is configured.
+    """
+    env = dict(os.environ if env is None else env)
+    logins: list[tuple[str, str]] = []
+    user, password = env.get("ASSISTANT_USERNAME", ""), env.get("ASSISTANT_PASSWORD", "")
+    if user or password:
+        if not (user and password):
+            raise ConfigError("set both ASSISTANT_USERNAME and ASSISTANT_PASSWORD, or neither")
+        logins.append((user, password))
+    auth_file = env.get("ASSISTANT_AUTH_FILE", "")
+    if auth_file:
+        try:
+            lines = Path(auth_file).read_text("utf-8").splitlines()
+        except OSError as e:
+            raise ConfigError(f"ASSISTANT_AUTH_FILE {auth_file}: {e.strerror or e}") from None
+        for number, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, sep, secret = line.partition(":")
+            if not sep or not name.strip() or not secret:
+                raise ConfigError(
+                    f"ASSISTANT_AUTH_FILE {auth_file} line {number}: expected user:password"
+                )
+            logins.append((name.strip(), secret))
+    if not logins and not is_loopback(cfg.host):
+        raise ConfigError(
+            f"refusing to serve on {cfg.host} without a login: anyone on the network could read "
+            "your documents. Set ASSISTANT_USERNAME and ASSISTANT_PASSWORD, or ASSISTANT_AUTH_FILE "
+            "(a file of user:password lines), or use --host 127.0.0.1"
+        )
+    return logins or None
+
+
+def launch(demo: gr.Blocks, cfg: Config, auth: list[tuple[str, str]] | None, **kwargs: Any) -> Any:
+    """Queue and launch the app on cfg.host:cfg.port; never shared publicly."""
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    theme = gr.themes.Default(
+        font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+    )  # system fonts: the page loads nothing from the internet
+    return demo.launch(
+        server_name=cfg.host,
+        server_port=cfg.port,
+        share=False,
+        auth=auth,
+        auth_message="Log in to the document assistant." if auth else None,
+        show_error=True,
+        max_file_size=cfg.max_document_bytes,
+        ssr_mode=False,
+        footer_links=[],
+        css=CSS,
+        head=HEAD,
+        theme=theme,
+        **kwargs,
+    )
+
+
+def _print_progress(fraction: float, message: str) -> None:
+    print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+
+
+def serve(cfg: Config) -> None:
+    """Load the models (building the index on a first start), build the app and serve it."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    auth = resolve_auth(cfg)  # refuse before spending a minute on loading models
+    where = f"http://{cfg.host}:{cfg.port}"
+    if auth:
+        print(f"Starting: will serve {where} with a login ({len(auth)} user(s)).", file=sys.stderr)
+    else:
+        print(f"Starting: will serve {where} to this machine only (no login).", file=sys.stderr)
+    from .rag import Assistant
+
+    started = time.perf_counter()
+    assistant = Assistant.from_config(cfg, progress=_print_progress)
+    demo = build_app(assistant, cfg)
+    print(
+        f"Ready in {time.perf_counter() - started:.1f} s: open {where}", file=sys.stderr, flush=True
+    )
+    launch(demo, cfg, auth)

@@ -1,0 +1,396 @@
+"""The chat window's handlers, with a hashing embedder and scripted replies (no model weights)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from fakes import HashingEmbedder, ScriptedGenerator
+
+import app
+from assistant import ui
+from assistant.config import Config, ConfigError
+from assistant.rag import Assistant, build_index
+
+SEEDS = Path(__file__).parent.parent / "seeds"
+ARTICLE = "rubio-us-mediation-russia-ukraine-talks.txt"
+EVIL_NAME = "<img src=x onerror=alert(1)>.txt"
+EVIL_TEXT = (
+    "<script>alert('pwned')</script> Launch codes\n\n"
+    "The vault <b onmouseover=alert(2)>launch code</b> is 4471 and it opens the northern door."
+)
+
+
+@pytest.fixture()
+def cfg(tmp_path) -> Config:
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    c = Config(
+        seeds_dir=seeds,
+        index_dir=tmp_path / "index",
+        cache_dir=tmp_path / "cache",
+        chunk_tokens=120,
+        chunk_overlap=10,
+        min_relevance=0.05,
+        max_document_bytes=5000,
+    )
+    build_index(c, HashingEmbedder())
+    return c
+
+
+def passage_number(messages, needle: str) -> int:
+    """Which [n] the prompt gave to the passage containing needle."""
+    for block in messages[-1]["content"].split("\n\n"):
+        if block.startswith("[") and needle in block:
+            return int(block[1 : block.index("]")])
+    raise AssertionError(f"{needle!r} not in prompt")
+
+
+def cite(*sentences: tuple[str, str]):
+    """A scripted reply of sentences, each citing the passage that holds its needle."""
+    return lambda messages: " ".join(
+        f"{text} [{passage_number(messages, needle)}]." for text, needle in sentences
+    )
+
+
+def make(cfg: Config, reply) -> Assistant:
+    return Assistant(cfg, HashingEmbedder(), ScriptedGenerator(reply))
+
+
+def run(assistant, message, history=(), answers=(), stop=None):
+    return list(ui.respond(assistant, message, list(history), list(answers), stop))
+
+
+DEAL = ("The goal is to finalize the deal by April 26", "April 26")
+
+
+# --- chat ---------------------------------------------------------------------------------
+
+
+def test_chat_streams_tokens_then_shows_cited_passage(cfg):
+    updates = run(make(cfg, cite(DEAL)), "By what date is the rare earth deal meant to be final?")
+    bubbles = [h[-1]["content"] for h, _, _, _ in updates if h and h[-1]["role"] == "assistant"]
+    lengths = [len(b) for b in bubbles]
+    assert len(set(lengths)) >= 5, "the answer should grow token by token"
+
+    history, sources, status, answers = updates[-1]
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    answer = answers[-1]
+    assert not answer.abstained and answer.citations
+    n = answer.citations[0].n
+    final = history[-1]["content"]
+    assert "April 26" in final
+    assert f'href="#src-1-{n}"' in final and f">[{n}]</a>" in final
+    assert 'class="timings"' in final and "first token" in final
+    assert f'id="src-1-{n}"' in sources
+    assert "<mark>The goal is to finalize the deal by April 26.</mark>" in sources
+    assert "Rubio" in sources  # the card's title
+    assert "paragraph" in sources
+    assert "retrieval" in status and "total" in status and "tokens/s" in status
+
+
+def test_unsupported_sentence_is_marked(cfg):
+    reply = cite(DEAL, ("Penguins from Antarctica voted on the treaty in 1850", "April 26"))
+    history, _, _, answers = run(make(cfg, reply), "When will the rare earth deal be final?")[-1]
+    assert [s.supported for s in answers[-1].sentences] == [True, False]
+    final = history[-1]["content"]
+    assert final.count('class="unsupported"') == 1
+    unsupported = final.split('class="unsupported"')[1]
+    assert "⚠" in unsupported and "Penguins" in unsupported
+    assert "April 26" not in unsupported
+
+
+def test_document_html_is_escaped_everywhere(cfg):
+    (Path(cfg.seeds_dir) / EVIL_NAME).write_text(EVIL_TEXT, encoding="utf-8")
+    assistant = make(cfg, cite(("The vault launch code is 4471", "4471")))
+    assistant.rebuild()
+    question = "What is the <b>launch code</b> of the vault?"
+    history, sources, _, answers = run(assistant, question)[-1]
+    assert "4471" in sources and not answers[-1].abstained
+    rendered = [sources, ui.render_documents(assistant.documents())]
+    rendered += [m["content"] for m in history]
+    for page in rendered:
+        assert "<script" not in page and "<img" not in page and "<b " not in page
+        assert "<b>launch" not in page
+    assert "&lt;script&gt;" in sources
+    assert "&lt;img src=x onerror=alert(1)&gt;.txt" in rendered[1]
+    assert history[0]["content"] == "What is the &lt;b&gt;launch code&lt;/b&gt; of the vault?"
+
+
+def test_follow_up_gets_plain_history(cfg):
+    answer = cite(DEAL, ("Trump hinted at the deal during a press conference", "Meloni"))
+
+    def reply(messages):
+        if "Follow-up" in messages[-1]["content"]:
+            return "Who hinted at the rare earth minerals deal?"
+        return answer(messages)
+
+    assistant = make(cfg, reply)
+    first = run(assistant, "By what date is the rare earth deal meant to be final?")[-1]
+    history, _, _, answers = first
+    second = run(assistant, "And who hinted at it?", history, answers)[-1]
+    assert len(second[0]) == 4 and len(second[3]) == 2
+    prompts = assistant.generator.prompts
+    rewrite = [p for p in prompts if "Follow-up" in p[-1]["content"]]
+    assert rewrite, "the follow-up should be rewritten with the conversation"
+    convo = rewrite[0][-1]["content"]
+    assert "By what date is the rare earth deal" in convo and "<" not in convo
+    # Markers of the second answer point at the second answer's cards.
+    assert 'href="#src-2-' in second[0][-1]["content"]
+    assert 'id="src-2-' in second[1] and "Sources of answer 1" in second[1]
+
+
+def test_history_pairs_accepts_gradio_shapes():
+    rendered = ui.render_answer(
+        ui.Answer(
+            "q", "Deal by April 26 [1]. A &lt;b&gt; tag.", False, timings={"total_ms": 1200.0}
+        ),
+        turn=1,
+    )
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "When is the deal?"}]},
+        {"role": "assistant", "content": rendered},
+        {"role": "user", "content": "Tell me <more>"},
+        {"role": "assistant", "content": [{"type": "text", "text": "More [2]."}, {"type": "file"}]},
+    ]
+    assert ui.history_pairs(history) == [
+        ("When is the deal?", "Deal by April 26 [1]. A &lt;b&gt; tag."),
+        ("Tell me <more>", "More [2]."),
+    ]
+
+
+def test_stop_ends_generation(cfg):
+    stop = threading.Event()
+    assistant = make(cfg, " ".join(["The goal is to finalize the deal by April 26."] * 40))
+    updates = []
+    for update in ui.respond(assistant, "When is the deal final?", [], [], stop):
+        updates.append(update)
+        if len(updates) == 4:
+            stop.set()
+    history, _, status, answers = updates[-1]
+    assert len(updates) < 20
+    assert "(stopped)" in status
+    assert len(answers[-1].text) < 200 or answers[-1].abstained
+
+
+def test_two_sessions_stream_at_once_and_stop_is_per_session(cfg):
+    long_reply = " ".join(["The goal is to finalize the deal by April 26."] * 30)
+    assistant = make(cfg, lambda messages: long_reply)
+    signals = ui.StopSignals()
+    results: dict[str, list] = {}
+
+    def session(name: str, stop_after: int | None) -> None:
+        event = signals.start(name)
+        updates = []
+        try:
+            for update in ui.respond(assistant, "When is the deal final?", [], [], event):
+                updates.append(update)
+                if stop_after is not None and len(updates) == stop_after:
+                    signals.stop(name)
+        finally:
+            signals.finish(name, event)
+        results[name] = updates
+
+    threads = [
+        threading.Thread(target=session, args=("a", 5)),
+        threading.Thread(target=session, args=("b", None)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    stopped, full = results["a"][-1], results["b"][-1]
+    assert "(stopped)" in stopped[2] and "(stopped)" not in full[2]
+    assert full[3][-1].text.count("April 26") >= 20
+    assert len(stopped[3][-1].text) < len(full[3][-1].text)
+
+
+def test_bad_question_gives_a_readable_message(cfg):
+    assistant = make(cfg, "x")
+    history, _, status, answers = run(assistant, "   ")[-1]
+    assert history == [] and "type a question" in status
+    history, _, status, answers = run(assistant, "?" * 3000)[-1]
+    assert history == [] and answers == [] and status.startswith("⚠")
+    assert "Traceback" not in status
+
+
+def test_failure_is_shown_without_traceback(cfg):
+    def boom(messages):
+        raise RuntimeError("the model ran out of memory")
+
+    history, _, status, _ = run(make(cfg, boom), "When is the rare earth deal final?")[-1]
+    assert "ran out of memory" in history[-1]["content"] and "Traceback" not in status
+
+
+def test_selecting_a_source_shows_that_passage(cfg):
+    reply = cite(
+        DEAL, ("Zelensky said a ceasefire without security guarantees is dangerous", "dangerous")
+    )
+    _, sources, _, answers = run(make(cfg, reply), "What about the deal and guarantees?")[-1]
+    choices = ui.passage_choices(answers[-1])
+    assert len(choices) == 2
+    n = choices[1][1]
+    selected = ui.render_sources(answers, n)
+    assert f'class="src-card selected" id="src-1-{n}"' in selected
+    assert selected.index(f'id="src-1-{n}"') < selected.index(f'id="src-1-{choices[0][1]}"')
+
+
+# --- documents ----------------------------------------------------------------------------
+
+
+def test_upload_is_sanitised_and_stays_in_seeds(cfg, tmp_path):
+    src = tmp_path / "upload"
+    src.mkdir()
+    small, big, bad = src / "small.txt", src / "big.txt", src / "tool.exe"
+    small.write_text("Ferries to Roscoff were cancelled on Sunday.", encoding="utf-8")
+    big.write_text("x" * 6000, encoding="utf-8")
+    bad.write_bytes(b"MZ")
+    before = {p for p in tmp_path.rglob("*") if "seeds" not in p.parts}
+    saved, refused = ui.save_uploads(
+        cfg,
+        [
+            ("../escape.txt", small),
+            ("/etc/cron.d/evil.txt", small),
+            ("sub/../../up.txt", small),
+            ("C:\\Windows\\x.txt", small),
+            ("nested/dir/file.txt", small),
+            ("tool.exe", bad),
+            ("big.txt", big),
+            (".hidden notes.txt", small),
+            ("ferries <b>.md", small),
+        ],
+    )
+    reasons = dict(refused)
+    assert "traversal" in reasons["../escape.txt"]
+    assert "absolute" in reasons["/etc/cron.d/evil.txt"]
+    assert "traversal" in reasons["sub/../../up.txt"]
+    assert "absolute" in reasons["C:\\Windows\\x.txt"]
+    assert "folder" in reasons["nested/dir/file.txt"]
+    assert ".exe is not allowed" in reasons["tool.exe"]
+    assert "too large" in reasons["big.txt"]
+    assert saved == ["hidden notes.txt", "ferries _b_.md"]
+    seeds = Path(cfg.seeds_dir)
+    assert (seeds / "hidden notes.txt").read_text(encoding="utf-8").startswith("Ferries")
+    assert {p for p in tmp_path.rglob("*") if "seeds" not in p.parts} == before
+    assert not list(seeds.glob(".upload-*"))
+
+
+def test_remove_only_inside_seeds(cfg, tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me", encoding="utf-8")
+    removed, refused = ui.remove_documents(cfg, [ARTICLE, "../outside.txt", str(outside), "nope"])
+    assert removed == [ARTICLE]
+    assert not (Path(cfg.seeds_dir) / ARTICLE).exists()
+    assert outside.read_text(encoding="utf-8") == "keep me"
+    assert {name for name, _ in refused} == {"../outside.txt", str(outside), "nope"}
+
+
+def test_rebuild_updates_document_list(cfg, tmp_path):
+    assistant = make(cfg, cite(("Ferries between Roscoff and Plymouth were cancelled", "Roscoff")))
+    assert [d["id"] for d in assistant.documents()] == [ARTICLE]
+    upload = tmp_path / "storm.md"
+    upload.write_text(
+        "# Storm warning\n\nFerries between Roscoff and Plymouth were cancelled.", encoding="utf-8"
+    )
+    ui.save_uploads(cfg, [("storm.md", upload)])
+    steps = []
+    summary = ui.rebuild_index(assistant, lambda f, m: steps.append((f, m)))
+    assert "1 added" in summary and steps and steps[-1][0] == 1.0
+    assert [d["id"] for d in assistant.documents()] == [ARTICLE, "storm.md"]
+    assert "Storm warning" in ui.render_documents(assistant.documents())
+    _, sources, _, _ = run(assistant, "Which ferries were cancelled?")[-1]
+    assert "Roscoff" in sources
+
+    ui.remove_documents(cfg, ["storm.md"])
+    assert "1 removed" in ui.rebuild_index(assistant)
+    assert [d["id"] for d in assistant.documents()] == [ARTICLE]
+
+
+def test_rebuild_while_another_runs_says_so(cfg):
+    from assistant.store import build_lock
+
+    assistant = make(cfg, "x")
+    with build_lock(Path(cfg.index_dir)):
+        message = ui.rebuild_index(assistant)
+    assert message.startswith("Not rebuilt") and "another build" in message
+
+
+def test_empty_index_shows_how_to_add_documents(tmp_path):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    c = Config(seeds_dir=seeds, index_dir=tmp_path / "index", cache_dir=tmp_path / "cache")
+    build_index(c, HashingEmbedder())
+    assistant = make(c, "x")
+    history, _, _, _ = run(assistant, "Anything?")[-1]
+    assert "Documents" in history[-1]["content"] and "Rebuild index" in history[-1]["content"]
+    assert "No documents are indexed yet" in ui.render_documents([])
+    placeholder, examples, banner = ui._chat_view(assistant)
+    assert placeholder == ui.ADD_DOCUMENTS_HELP and examples is None and banner == ""
+    assert isinstance(ui.build_app(assistant, c), gr.Blocks)
+
+
+def test_examples_are_about_the_shipped_article(cfg):
+    _, examples, _ = ui._chat_view(make(cfg, "x"))
+    assert [e["text"] for e in examples] == list(ui.SHIPPED_EXAMPLES)
+
+
+# --- serving ------------------------------------------------------------------------------
+
+
+def test_auth_is_required_off_loopback(tmp_path):
+    assert ui.resolve_auth(Config(host="127.0.0.1"), env={}) is None
+    assert ui.is_loopback("localhost") and ui.is_loopback("::1") and ui.is_loopback("127.0.0.2")
+    assert not ui.is_loopback("0.0.0.0") and not ui.is_loopback("example.org")
+    with pytest.raises(ConfigError, match="refusing to serve on 0.0.0.0 without a login"):
+        ui.resolve_auth(Config(host="0.0.0.0"), env={})
+    env = {"ASSISTANT_USERNAME": "ann", "ASSISTANT_PASSWORD": "s3cret"}
+    assert ui.resolve_auth(Config(host="0.0.0.0"), env=env) == [("ann", "s3cret")]
+    with pytest.raises(ConfigError, match="both"):
+        ui.resolve_auth(Config(host="0.0.0.0"), env={"ASSISTANT_USERNAME": "ann"})
+    logins = tmp_path / "logins"
+    logins.write_text("# who may log in\nbob:pa:ss\n\ncarol:x\n", encoding="utf-8")
+    env = {"ASSISTANT_AUTH_FILE": str(logins)}
+    assert ui.resolve_auth(Config(host="192.168.1.5"), env=env) == [
+        ("bob", "pa:ss"),
+        ("carol", "x"),
+    ]
+    logins.write_text("bob\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 1"):
+        ui.resolve_auth(Config(host="0.0.0.0"), env=env)
+
+
+def test_app_refuses_public_host_without_login(monkeypatch, capsys):
+    for name in ("ASSISTANT_USERNAME", "ASSISTANT_PASSWORD", "ASSISTANT_AUTH_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    assert app.main(["--host", "0.0.0.0", "--port", "7999"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: refusing to serve on 0.0.0.0") and "Traceback" not in err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_app_serves_chat_over_http(cfg):
+    """The wiring: launch the Blocks on loopback and ask through the HTTP API."""
+    from gradio_client import Client
+
+    assistant = make(cfg, cite(DEAL))
+    served = Config(**{**cfg.__dict__, "port": _free_port()})
+    demo = ui.build_app(assistant, served)
+    ui.launch(demo, served, None, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{served.port}/", verbose=False)
+        result = client.predict("When is the rare earth deal final?", [], api_name="/on_ask")
+        question, history, sources, status = result[:4]
+        assert question == ""
+        assert "April 26" in str(history[-1]["content"])
+        assert "<mark>" in sources and "total" in status
+    finally:
+        demo.close()
