@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Callable
 
@@ -39,7 +40,8 @@ def split(
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=chunk_tokens,
         chunk_overlap=overlap,
-        length_function=count_tokens,
+        # Cached: a long run without spaces is split into single characters, each counted.
+        length_function=functools.lru_cache(maxsize=1 << 16)(count_tokens),
         separators=SEPARATORS,
         keep_separator="end",
         strip_whitespace=True,

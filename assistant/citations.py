@@ -22,7 +22,9 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _INJECTION = re.compile(
     r"(ignore|disregard|forget)\b.{0,40}\b(instruction|prompt|rule|above|previous)"
     r"|system prompt|you are now|new instructions|reveal (your|the) (prompt|instructions)"
-    r"|(reply|respond|answer) (only )?with\b",
+    r"|(reply|respond|answer) (only )?with\b"
+    r"|\b(answer|reply|respond)\s+(to\s+)?(every|all|each|any)\s+(question|query|message)"
+    r"|\b(always|only)\s+(answer|reply|respond|say|output|write)\b|\bfrom now on\b",
     re.I,
 )
 _REFUSAL = re.compile(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from .schema import Chunk
 
 log = logging.getLogger(__name__)
 
-FORMAT = "assistant-index v1"
+FORMAT = "assistant-index v2"
 REBUILD_HINT = "rebuild it with: python -m assistant index"
 
 
@@ -136,6 +137,19 @@ class Index:
                 f"this version reads {FORMAT!r}; {REBUILD_HINT}"
             )
         try:
+            dim = int(manifest["embedder"]["dim"])
+            str(manifest["embedder"]["id"])
+            for d in manifest["documents"].values():
+                d["sha256"], d["title"], list(d["passages"])
+            for name, digest in manifest["files"].items():
+                if _sha256(path / name) != digest:
+                    raise ValueError(f"{name} was changed after the build")
+        except (OSError, KeyError, TypeError, ValueError, AttributeError) as e:
+            raise IndexLoadError(
+                f"index in {path} is incomplete or was edited ({type(e).__name__}: {e}); "
+                f"{REBUILD_HINT}"
+            ) from None
+        try:
             chunks = [_chunk_from_json(line) for line in
                       (path / "passages.jsonl").read_text("utf-8").splitlines() if line]
             vectors = faiss.read_index(str(path / "vectors.faiss"))
@@ -146,7 +160,7 @@ class Index:
                 f"index in {path} is inconsistent ({vectors.ntotal} vectors, {len(chunks)} "
                 f"passages, manifest says {manifest.get('passages')}); {REBUILD_HINT}"
             )
-        if vectors.d != manifest["embedder"]["dim"]:
+        if vectors.d != dim:
             raise IndexLoadError(f"index vectors in {path} have the wrong dimension; {REBUILD_HINT}")
         return cls(manifest, chunks, vectors, path)
 
@@ -402,6 +416,14 @@ def _embed_with_progress(embedder: Embedder, chunks: list[Chunk], progress) -> n
     return np.concatenate(out)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -426,6 +448,9 @@ def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], faiss_i
         with open(tmp / "vectors.faiss", "rb") as fh:
             os.fsync(fh.fileno())
         # The manifest goes last: a version folder without one is never a complete version.
+        # It records the other files' hashes, so a hand edit is caught at load time.
+        manifest = {**manifest, "files": {name: _sha256(tmp / name)
+                                          for name in ("passages.jsonl", "vectors.faiss")}}
         with open(tmp / "manifest.json", "w", encoding="utf-8") as out:
             json.dump(manifest, out, ensure_ascii=False, indent=1)
             out.flush()
