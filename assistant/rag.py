@@ -104,6 +104,7 @@ class Assistant:
         """Real models from cfg; builds the index from cfg.seeds_dir first if there is none."""
         progress = progress or (lambda f, m: None)
         embedder = make_embedder(cfg)
+        embedder.count_tokens("warm up")  # load the embedder now, not inside the first question
         try:
             Index.load(cfg.index_dir)
         except IndexLoadError as e:
