@@ -23,7 +23,7 @@ SPLITTER_ID = "recursive-v1"
 
 
 def paragraph_starts(text: str) -> list[int]:
-    """Offsets where paragraphs start: blank-line separated if the text has blank lines, else lines."""
+    """Offsets where paragraphs start: blank-line separated if there are blank lines, else lines."""
     sep = r"\n\s*\n" if re.search(r"\n\s*\n", text) else r"\n"
     starts = [0]
     for match in re.finditer(sep, text):

@@ -144,7 +144,7 @@ class SupportChecker:
         plain = [_MARKER.sub("", s).strip() for s in sents]
         vectors = self.embed(plain + flat) if self.embed else None
         svec = vectors[: len(sents)] if vectors is not None else None
-        pvec = vectors[len(sents):] if vectors is not None else None
+        pvec = vectors[len(sents) :] if vectors is not None else None
 
         results: list[Sentence] = []
         citations: dict[tuple[int, str], Citation] = {}
@@ -162,8 +162,9 @@ class SupportChecker:
                 numbers_ok = _numbers(sent) <= _numbers(hit.chunk.text)
                 # The quote is the passage sentence that shares the most content words with the
                 # answer sentence, cosine breaking ties: lexical overlap locates facts better.
-                overlaps = np.array([len(words & _content(s)) / max(len(words), 1)
-                                     for s in passage_sents[n - 1]])
+                overlaps = np.array(
+                    [len(words & _content(s)) / max(len(words), 1) for s in passage_sents[n - 1]]
+                )
                 cos = pvec[lo:hi] @ svec[i] if svec is not None else np.zeros(len(overlaps))
                 best = int(np.argmax(overlaps + 0.5 * cos))
                 semantic = float(cos.max())

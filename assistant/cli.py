@@ -25,8 +25,12 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="build or update the index from the seeds folder")
     _common(p)
-    p.add_argument("--wait", type=float, default=0.0,
-                   help="seconds to wait if another build is running (default: refuse at once)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        help="seconds to wait if another build is running (default: refuse at once)",
+    )
 
     p = sub.add_parser("ask", help="answer one question from the indexed documents")
     _common(p)
@@ -35,8 +39,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["auto", "transformers", "llamacpp"])
 
     p = sub.add_parser("eval", help="score retrieval, answers, citations and abstention on a set")
-    p.add_argument("--set", dest="set_dir", type=Path, required=True,
-                   help="folder with corpus/ and questions.jsonl")
+    p.add_argument(
+        "--set",
+        dest="set_dir",
+        type=Path,
+        required=True,
+        help="folder with corpus/ and questions.jsonl",
+    )
     p.add_argument("--limit", type=int, help="only the first N questions")
     p.add_argument("--retrieval-only", action="store_true", help="skip generation")
     p.add_argument("--json", dest="json_file", type=Path, help="write the result here")
@@ -96,7 +105,7 @@ def cmd_ask(cfg: Config, args: argparse.Namespace) -> int:
     print(answer.text)
     for c in answer.citations:
         mark = "" if c.supported else "  (not supported by this passage)"
-        print(f"  [{c.n}] {c.doc_id}: \"{c.quote}\"{mark}")
+        print(f'  [{c.n}] {c.doc_id}: "{c.quote}"{mark}')
     t = answer.timings
     print(f"({t.get('total_ms', 0) / 1000:.1f} s)", file=sys.stderr)
     return 0
@@ -108,17 +117,29 @@ def answer_to_json(answer) -> dict:
         "answer": answer.text,
         "abstained": answer.abstained,
         "citations": [
-            {"n": c.n, "doc_id": c.doc_id, "passage_id": c.passage_id,
-             "supported": c.supported, "quote": c.quote}
+            {
+                "n": c.n,
+                "doc_id": c.doc_id,
+                "passage_id": c.passage_id,
+                "supported": c.supported,
+                "quote": c.quote,
+            }
             for c in answer.citations
         ],
         "passages": [
-            {"n": i, "doc_id": h.chunk.doc_id, "title": h.chunk.title, "text": h.chunk.text,
-             "score": round(h.score, 4)}
+            {
+                "n": i,
+                "doc_id": h.chunk.doc_id,
+                "title": h.chunk.title,
+                "text": h.chunk.text,
+                "score": round(h.score, 4),
+            }
             for i, h in enumerate(answer.passages, 1)
         ],
-        "timings": {k: answer.timings.get(k) for k in
-                    ("retrieval_ms", "first_token_ms", "total_ms", "tokens_per_s")},
+        "timings": {
+            k: answer.timings.get(k)
+            for k in ("retrieval_ms", "first_token_ms", "total_ms", "tokens_per_s")
+        },
     }
 
 

@@ -55,9 +55,7 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.engine not in ("auto", "transformers", "llamacpp"):
-            raise ConfigError(
-                f"engine must be auto, transformers or llamacpp, not {self.engine!r}"
-            )
+            raise ConfigError(f"engine must be auto, transformers or llamacpp, not {self.engine!r}")
         if not 16 <= self.chunk_tokens <= 8192:
             raise ConfigError(f"chunk_tokens must be between 16 and 8192, not {self.chunk_tokens}")
         if not 0 <= self.chunk_overlap < self.chunk_tokens:

@@ -236,9 +236,9 @@ class TransformersGenerator:
         self.context = int(getattr(model.config, "max_position_embeddings", 0) or 32768)
         self.eos_token_ids = _end_token_ids(model, tokenizer)
         # One generate() at a time. torch ops are thread-safe for inference, but two concurrent
-        # generate() calls each use every core's torch threads: on 2 cores they oversubscribe and
-        # both slow down (measured in docs/GENERATION.md), and decoding is memory-bound anyway,
-        # so serialising costs no throughput and keeps each reply's latency predictable.
+        # generate() calls each use every core's torch threads: on 2 cores they oversubscribe
+        # and both slow down, and single-sequence decoding is memory-bound anyway, so
+        # serialising costs little throughput and keeps each reply's latency predictable.
         self._lock = threading.Lock()
 
     @classmethod

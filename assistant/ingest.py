@@ -137,10 +137,37 @@ def _read_markdown(doc_id: str, text: str, fallback_title: str) -> Document:
     return Document(doc_id, title, text, find_date(text))
 
 
-_DROP_TAGS = ("script", "style", "noscript", "template", "svg", "nav", "header", "footer",
-              "aside", "form", "iframe", "head")
-_BLOCK_TAGS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "td", "th",
-               "figcaption", "dt", "dd")
+_DROP_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "svg",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "iframe",
+    "head",
+)
+_BLOCK_TAGS = (
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "li",
+    "blockquote",
+    "pre",
+    "td",
+    "th",
+    "figcaption",
+    "dt",
+    "dd",
+)
 
 
 def _read_html(doc_id: str, text: str, fallback_title: str) -> Document:
@@ -153,8 +180,12 @@ def _read_html(doc_id: str, text: str, fallback_title: str) -> Document:
     elif soup.find("h1"):
         title = soup.find("h1").get_text(" ", strip=True)
     date = None
-    for attrs in ({"property": "article:published_time"}, {"name": "date"},
-                  {"name": "pubdate"}, {"itemprop": "datePublished"}):
+    for attrs in (
+        {"property": "article:published_time"},
+        {"name": "date"},
+        {"name": "pubdate"},
+        {"itemprop": "datePublished"},
+    ):
         meta = soup.find("meta", attrs=attrs)
         if meta and meta.get("content"):
             date = find_date(meta["content"]) or meta["content"][:10]
@@ -164,8 +195,11 @@ def _read_html(doc_id: str, text: str, fallback_title: str) -> Document:
     for tag in soup(_DROP_TAGS):
         tag.decompose()
     body = soup.find("article") or soup.find("main") or soup.body or soup
-    blocks = [b.get_text(" ", strip=True) for b in body.find_all(_BLOCK_TAGS)
-              if not b.find_parent(_BLOCK_TAGS)]
+    blocks = [
+        b.get_text(" ", strip=True)
+        for b in body.find_all(_BLOCK_TAGS)
+        if not b.find_parent(_BLOCK_TAGS)
+    ]
     blocks = [b for b in blocks if b]
     if not blocks:  # markup without block elements: take all visible text
         blocks = [line.strip() for line in body.get_text("\n").splitlines() if line.strip()]
@@ -200,12 +234,15 @@ def _read_pdf(doc_id: str, data: bytes, fallback_title: str) -> Document:
         text += page
     if not text.strip():
         raise IngestError("PDF has no extractable text (scanned images need OCR first)")
-    return Document(doc_id, meta_title.strip() or fallback_title, text, find_date(text[:3000]),
-                    tuple(starts))
+    return Document(
+        doc_id, meta_title.strip() or fallback_title, text, find_date(text[:3000]), tuple(starts)
+    )
 
 
-_MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
-           "December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec")
+_MONTHS = (
+    "January|February|March|April|May|June|July|August|September|October|November|"
+    "December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
+)
 _DATE_PATTERNS = (
     re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"),
     re.compile(rf"\b(?:{_MONTHS})\.? \d{{1,2}}, \d{{4}}\b"),

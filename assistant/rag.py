@@ -170,11 +170,8 @@ class Assistant:
 
     def ask(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         """The final Answer to a question, given earlier (user, assistant) turns."""
-        answer = None
-        for answer in self.stream(question, history):
-            pass
-        assert answer is not None
-        return answer
+        *_, final = self.stream(question, history)
+        return final
 
     def standalone(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """Rewrite a follow-up into a question that stands alone, using the chat history."""
@@ -184,8 +181,10 @@ class Assistant:
         convo = "\n".join(f"User: {u}\nAssistant: {_first_sentence(a)}" for u, a in turns)
         messages = [
             {"role": "system", "content": REWRITE_PROMPT},
-            {"role": "user", "content": f"Conversation:\n{convo}\n\nFollow-up: {question}\n"
-                                        "Standalone question:"},
+            {
+                "role": "user",
+                "content": f"Conversation:\n{convo}\n\nFollow-up: {question}\nStandalone question:",
+            },
         ]
         text = "".join(self.generator.stream(messages, max_new_tokens=48)).strip()
         text = text.splitlines()[0].strip().strip('"') if text else ""
@@ -217,8 +216,9 @@ class Assistant:
             yield _final(base, f"{REFUSAL} {msg}", True, timings, started)
             return
         if max(h.similarity for h in hits) < self.cfg.min_relevance:
-            yield _final(base, REFUSAL + " The closest passages are listed below.", True,
-                         timings, started)
+            yield _final(
+                base, REFUSAL + " The closest passages are listed below.", True, timings, started
+            )
             return
         if self.generator is None:
             raise RuntimeError("no language model loaded: Assistant.from_config(cfg) loads one")

@@ -104,8 +104,9 @@ def merge_overlaps(hits: list[Hit]) -> list[Hit]:
         for i, kept in enumerate(merged):
             a, b = kept.chunk, hit.chunk
             if a.doc_id == b.doc_id and a.start <= b.end and b.start <= a.end:
-                merged[i] = Hit(_join(a, b), max(kept.score, hit.score),
-                                max(kept.similarity, hit.similarity))
+                merged[i] = Hit(
+                    _join(a, b), max(kept.score, hit.score), max(kept.similarity, hit.similarity)
+                )
                 break
         else:
             merged.append(hit)
@@ -117,8 +118,11 @@ def _join(a: Chunk, b: Chunk) -> Chunk:
     if second.end <= first.end:
         text, end = first.text, first.end
     else:
-        text = first.text + (" " * max(0, second.start - first.end)) + second.text[
-            max(0, first.end - second.start):]
+        text = (
+            first.text
+            + (" " * max(0, second.start - first.end))
+            + second.text[max(0, first.end - second.start) :]
+        )
         end = second.end
     return Chunk(
         id=f"{first.id}+{second.id.rsplit('#', 1)[-1]}",

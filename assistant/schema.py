@@ -13,7 +13,7 @@ class Document:
     title: str
     text: str
     date: str | None = None
-    # Character offset where each PDF page starts (page n starts at page_starts[n-1]); empty otherwise.
+    # Offset where each PDF page starts (page n at page_starts[n-1]); empty for other formats.
     page_starts: tuple[int, ...] = ()
 
 

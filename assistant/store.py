@@ -117,10 +117,12 @@ class Index:
 
     @classmethod
     def load(cls, index_dir: Path) -> Index:
-        """Load the current version under index_dir, or raise IndexLoadError saying how to fix it."""
+        """Load the current version under index_dir, or raise IndexLoadError with the fix."""
         version = current_version(Path(index_dir))
         if version is None:
-            raise IndexLoadError(f"no index in {index_dir}: build it with: python -m assistant index")
+            raise IndexLoadError(
+                f"no index in {index_dir}: build it with: python -m assistant index"
+            )
         return cls._load_version(version)
 
     @classmethod
@@ -130,11 +132,14 @@ class Index:
         try:
             manifest = json.loads((path / "manifest.json").read_text("utf-8"))
         except (OSError, ValueError) as e:
-            raise IndexLoadError(f"index manifest in {path} is unreadable ({e}); {REBUILD_HINT}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise IndexLoadError(
-                f"index in {path} has format {manifest.get('format') if isinstance(manifest, dict) else '?'!r}, "
-                f"this version reads {FORMAT!r}; {REBUILD_HINT}"
+                f"index manifest in {path} is unreadable ({e}); {REBUILD_HINT}"
+            ) from None
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        if found != FORMAT:
+            raise IndexLoadError(
+                f"index in {path} has format {found!r}, this version reads {FORMAT!r}; "
+                f"{REBUILD_HINT}"
             )
         try:
             dim = int(manifest["embedder"]["dim"])
@@ -150,18 +155,25 @@ class Index:
                 f"{REBUILD_HINT}"
             ) from None
         try:
-            chunks = [_chunk_from_json(line) for line in
-                      (path / "passages.jsonl").read_text("utf-8").splitlines() if line]
+            chunks = [
+                _chunk_from_json(line)
+                for line in (path / "passages.jsonl").read_text("utf-8").splitlines()
+                if line
+            ]
             vectors = faiss.read_index(str(path / "vectors.faiss"))
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
-            raise IndexLoadError(f"index files in {path} are damaged ({e}); {REBUILD_HINT}") from None
+            raise IndexLoadError(
+                f"index files in {path} are damaged ({e}); {REBUILD_HINT}"
+            ) from None
         if vectors.ntotal != len(chunks) or manifest.get("passages") != len(chunks):
             raise IndexLoadError(
                 f"index in {path} is inconsistent ({vectors.ntotal} vectors, {len(chunks)} "
                 f"passages, manifest says {manifest.get('passages')}); {REBUILD_HINT}"
             )
         if vectors.d != dim:
-            raise IndexLoadError(f"index vectors in {path} have the wrong dimension; {REBUILD_HINT}")
+            raise IndexLoadError(
+                f"index vectors in {path} have the wrong dimension; {REBUILD_HINT}"
+            )
         return cls(manifest, chunks, vectors, path)
 
     @property
@@ -198,7 +210,12 @@ class Index:
     def documents(self) -> list[dict]:
         """Indexed documents: id, title, date, passages, sorted by id."""
         return [
-            {"id": doc_id, "title": d["title"], "date": d.get("date"), "passages": len(d["passages"])}
+            {
+                "id": doc_id,
+                "title": d["title"],
+                "date": d.get("date"),
+                "passages": len(d["passages"]),
+            }
             for doc_id, d in sorted(self.manifest["documents"].items())
         ]
 
@@ -289,8 +306,15 @@ def build(
     """
     index_dir = Path(index_dir)
     with build_lock(index_dir, lock_wait_s):
-        return _build_locked(Path(seeds_dir), index_dir, embedder, settings, exact_limit,
-                             max_document_bytes, progress or (lambda f, m: None))
+        return _build_locked(
+            Path(seeds_dir),
+            index_dir,
+            embedder,
+            settings,
+            exact_limit,
+            max_document_bytes,
+            progress or (lambda f, m: None),
+        )
 
 
 def _build_locked(seeds_dir, index_dir, embedder, settings, exact_limit, max_bytes, progress):
@@ -348,8 +372,9 @@ def _build_locked(seeds_dir, index_dir, embedder, settings, exact_limit, max_byt
         progress(0.05 + 0.15 * i / max(len(todo), 1), f"reading {f.id}")
         try:
             doc = read_document(f, max_bytes)
-            chunks = chunking.split(doc, embedder.count_tokens, settings.chunk_tokens,
-                                    settings.chunk_overlap)
+            chunks = chunking.split(
+                doc, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap
+            )
         except IngestError as e:
             report.skipped.append((f.id, str(e)))
             skipped_now[f.id] = {"sha256": f.sha256, "reason": str(e)}
@@ -359,8 +384,13 @@ def _build_locked(seeds_dir, index_dir, embedder, settings, exact_limit, max_byt
             skipped_now[f.id] = {"sha256": f.sha256, "reason": "no text to index"}
             continue
         (report.changed if f.id in old_docs else report.added).append(f.id)
-        new_docs[f.id] = {"sha256": f.sha256, "title": doc.title, "date": doc.date,
-                          "size": f.size, "passages": [c.id for c in chunks]}
+        new_docs[f.id] = {
+            "sha256": f.sha256,
+            "title": doc.title,
+            "date": doc.date,
+            "size": f.size,
+            "passages": [c.id for c in chunks],
+        }
         new_chunks.extend(chunks)
 
     progress(0.2, f"embedding {len(new_chunks)} passages")
@@ -399,8 +429,10 @@ def _build_locked(seeds_dir, index_dir, embedder, settings, exact_limit, max_byt
         "index": report.index_kind,
         "passages": len(chunks),
         "documents": dict(sorted(documents.items())),
-        "skipped": {**{k: v for k, v in old_skipped.items() if k in present and k not in new_docs},
-                    **skipped_now},
+        "skipped": {
+            **{k: v for k, v in old_skipped.items() if k in present and k not in new_docs},
+            **skipped_now,
+        },
     }
     _write_version(index_dir, manifest, chunks, faiss_index)
     report.passages = len(chunks)
@@ -417,8 +449,10 @@ def _embed_with_progress(embedder: Embedder, chunks: list[Chunk], progress) -> n
     out = []
     for i in range(0, len(texts), step):
         out.append(embedder.embed(texts[i : i + step], progress=len(texts) > step))
-        progress(0.2 + 0.7 * min(i + step, len(texts)) / len(texts),
-                 f"embedded {min(i + step, len(texts))}/{len(texts)} passages")
+        progress(
+            0.2 + 0.7 * min(i + step, len(texts)) / len(texts),
+            f"embedded {min(i + step, len(texts))}/{len(texts)} passages",
+        )
     return np.concatenate(out)
 
 
@@ -455,8 +489,10 @@ def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], faiss_i
             os.fsync(fh.fileno())
         # The manifest goes last: a version folder without one is never a complete version.
         # It records the other files' hashes, so a hand edit is caught at load time.
-        manifest = {**manifest, "files": {name: _sha256(tmp / name)
-                                          for name in ("passages.jsonl", "vectors.faiss")}}
+        manifest = {
+            **manifest,
+            "files": {name: _sha256(tmp / name) for name in ("passages.jsonl", "vectors.faiss")},
+        }
         with open(tmp / "manifest.json", "w", encoding="utf-8") as out:
             json.dump(manifest, out, ensure_ascii=False, indent=1)
             out.flush()

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
+
+from assistant.config import Config
+from assistant.rag import build_index
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 class HashingEmbedder:
-    """Bag of hashed lower-cased words (and word pairs), L2-normalised: similar words, similar vectors."""
+    """Hashed lower-cased words and word pairs, L2-normalised: shared words, close vectors."""
 
     def __init__(self, dim: int = 256, id: str = "hashing-test") -> None:
         self.id = id
@@ -30,7 +35,9 @@ class HashingEmbedder:
         for row, text in enumerate(texts):
             words = [w.lower() for w in _WORD.findall(text)]
             for token in words + [a + " " + b for a, b in zip(words, words[1:])]:
-                h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+                h = int.from_bytes(
+                    hashlib.blake2b(token.encode(), digest_size=8).digest(), "little"
+                )
                 out[row, h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
             norm = np.linalg.norm(out[row])
             if norm:
@@ -64,3 +71,30 @@ class ScriptedGenerator:
             if i >= max_new_tokens or (stop is not None and stop.is_set()):
                 return
             yield piece
+
+
+SEEDS = Path(__file__).parent.parent / "seeds"
+
+
+def seeded_config(tmp_path: Path, **overrides) -> Config:
+    """The shipped seeds copied under tmp_path and indexed with the hashing embedder."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    settings = dict(
+        seeds_dir=tmp_path / "seeds",
+        index_dir=tmp_path / "index",
+        cache_dir=tmp_path / "cache",
+        chunk_tokens=120,
+        chunk_overlap=10,
+        min_relevance=0.05,
+    )
+    cfg = Config(**{**settings, **overrides})
+    build_index(cfg, HashingEmbedder())
+    return cfg
+
+
+def passage_number(messages: list[dict[str, str]], needle: str) -> int:
+    """Which [n] the prompt gave to the passage containing needle."""
+    for block in messages[-1]["content"].split("\n\n"):
+        if block.startswith("[") and needle in block:
+            return int(block[1 : block.index("]")])
+    raise AssertionError(f"{needle!r} not in prompt")

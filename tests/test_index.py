@@ -41,12 +41,17 @@ def run_build(seeds: Path, index: Path, embedder=None, settings=SETTINGS, **kw):
 
 
 def test_html_keeps_visible_article_text_and_title(tmp_path):
-    seeds = make_seeds(tmp_path, {"a.html": """<html><head><title>Talks stall</title>
+    seeds = make_seeds(
+        tmp_path,
+        {
+            "a.html": """<html><head><title>Talks stall</title>
         <meta property="article:published_time" content="2025-04-18T10:00:00Z">
         <script>var secret = "do not index";</script><style>p {color: red}</style></head>
         <body><nav>Home | World</nav><article><h1>Talks stall</h1>
         <p>Rubio warned the US could <b>walk away</b>.</p><p>A deal is due by April 26.</p>
-        </article><footer>Copyright</footer></body></html>"""})
+        </article><footer>Copyright</footer></body></html>"""
+        },
+    )
     files, _ = scan(seeds)
     doc = read_document(files[0])
     assert doc.title == "Talks stall"
@@ -88,11 +93,16 @@ def test_pdf_pages_and_offsets(tmp_path):
         page = writer.add_blank_page(300, 200)
         stream = pypdf.generic.DecodedStreamObject()
         stream.set_data(f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode())
-        font = pypdf.generic.DictionaryObject({
-            NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
-            NameObject("/BaseFont"): NameObject("/Helvetica")})
-        page[NameObject("/Resources")] = pypdf.generic.DictionaryObject({
-            NameObject("/Font"): pypdf.generic.DictionaryObject({NameObject("/F1"): font})})
+        font = pypdf.generic.DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Font"),
+                NameObject("/Subtype"): NameObject("/Type1"),
+                NameObject("/BaseFont"): NameObject("/Helvetica"),
+            }
+        )
+        page[NameObject("/Resources")] = pypdf.generic.DictionaryObject(
+            {NameObject("/Font"): pypdf.generic.DictionaryObject({NameObject("/F1"): font})}
+        )
         page[NameObject("/Contents")] = writer._add_object(stream)
     with open(pdf, "wb") as fh:
         writer.write(fh)
@@ -115,8 +125,10 @@ BAD = {
 
 
 def test_bad_documents_are_skipped_with_reasons_and_the_rest_indexed(tmp_path):
-    seeds = make_seeds(tmp_path, {**BAD, "good.txt": "Rubio met European leaders in Paris.",
-                                  "image.png": b"\x89PNG"})
+    seeds = make_seeds(
+        tmp_path,
+        {**BAD, "good.txt": "Rubio met European leaders in Paris.", "image.png": b"\x89PNG"},
+    )
     as_root = os.geteuid() == 0  # root reads anything, so the permission case needs a user
     if not as_root:
         (seeds / "locked.txt").write_text("secret")
@@ -138,9 +150,15 @@ def test_bad_documents_are_skipped_with_reasons_and_the_rest_indexed(tmp_path):
 
 
 def test_hidden_temp_files_and_symlink_loops(tmp_path):
-    seeds = make_seeds(tmp_path, {"a b ünï $(x).txt": "Spaces and unicode in the name.",
-                                  ".hidden.txt": "hidden", "draft.txt~": "backup",
-                                  "sub/deep.md": "# Deep\n\nNested document."})
+    seeds = make_seeds(
+        tmp_path,
+        {
+            "a b ünï $(x).txt": "Spaces and unicode in the name.",
+            ".hidden.txt": "hidden",
+            "draft.txt~": "backup",
+            "sub/deep.md": "# Deep\n\nNested document.",
+        },
+    )
     (seeds / "sub" / "loop").symlink_to(seeds, target_is_directory=True)
     files, skipped = scan(seeds)
     ids = [f.id for f in files]
@@ -157,14 +175,14 @@ def test_chunks_point_at_exact_offsets_and_paragraphs():
     chunks = chunking.split(doc, lambda s: len(s.split()), 40, 5)
     assert len(chunks) > 5
     for c in chunks:
-        assert doc.text[c.start:c.end] == c.text
+        assert doc.text[c.start : c.end] == c.text
         assert len(c.text.split()) <= 40
         para_start = chunking.paragraph_starts(text)[c.paragraph - 1]
         assert para_start <= c.start
     # Every word of the document lands in some passage.
     covered = np.zeros(len(text), dtype=bool)
     for c in chunks:
-        covered[c.start:c.end] = True
+        covered[c.start : c.end] = True
     assert all(covered[i] for i, ch in enumerate(text) if not ch.isspace())
     assert [c.id for c in chunks] == [f"a.txt#{i}" for i in range(len(chunks))]
 
@@ -202,8 +220,9 @@ def test_search_finds_the_right_passage(tmp_path):
 
 
 def test_incremental_rebuild_embeds_only_changes(tmp_path):
-    seeds = make_seeds(tmp_path, {"a.txt": ARTICLE.read_text(), "b.txt": "Bee text one.",
-                                  "c.txt": "Sea text two."})
+    seeds = make_seeds(
+        tmp_path, {"a.txt": ARTICLE.read_text(), "b.txt": "Bee text one.", "c.txt": "Sea text two."}
+    )
     index_dir = tmp_path / "index"
     first = run_build(seeds, index_dir)
     assert sorted(first.added) == ["a.txt", "b.txt", "c.txt"]
@@ -234,8 +253,9 @@ def test_changed_settings_force_full_rebuild(tmp_path):
     report = run_build(seeds, tmp_path / "index", settings=ChunkerSettings(60, 5))
     assert report.full_rebuild_reason and "settings changed" in report.full_rebuild_reason
     assert report.added == ["a.txt"]
-    report = run_build(seeds, tmp_path / "index", HashingEmbedder(id="other"),
-                       settings=ChunkerSettings(60, 5))
+    report = run_build(
+        seeds, tmp_path / "index", HashingEmbedder(id="other"), settings=ChunkerSettings(60, 5)
+    )
     assert "other" in report.full_rebuild_reason
 
 
@@ -300,7 +320,8 @@ def test_second_build_refuses_while_first_runs(tmp_path):
 
     result = {}
     worker = threading.Thread(
-        target=lambda: result.setdefault("r", run_build(seeds, tmp_path / "index", SlowEmbedder())))
+        target=lambda: result.setdefault("r", run_build(seeds, tmp_path / "index", SlowEmbedder()))
+    )
     worker.start()
     assert entered.wait(10)
     with pytest.raises(BuildBusyError, match="another build"):

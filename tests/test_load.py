@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import re
-import shutil
 import socket
 import threading
 import time
@@ -21,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator
+from fakes import HashingEmbedder, ScriptedGenerator, seeded_config
 
 from assistant import ui
-from assistant.config import Config
-from assistant.rag import Assistant, build_index
+from assistant.rag import Assistant
 
 ROOT = Path(__file__).parent.parent
 SESSIONS = 8
@@ -65,17 +63,7 @@ def _free_port() -> int:
 @pytest.fixture()
 def served(tmp_path) -> Iterator[str]:
     """The app on 127.0.0.1 and a free port, its URL; closed afterwards."""
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
-    cfg = Config(
-        seeds_dir=tmp_path / "seeds",
-        index_dir=tmp_path / "index",
-        cache_dir=tmp_path / "cache",
-        chunk_tokens=120,
-        chunk_overlap=10,
-        min_relevance=0.05,
-        port=_free_port(),
-    )
-    build_index(cfg, HashingEmbedder())
+    cfg = seeded_config(tmp_path, port=_free_port())
     assert cfg.host == "127.0.0.1"
     demo = ui.build_app(Assistant(cfg, HashingEmbedder(), SlowGenerator(reply)), cfg)
     ui.launch(demo, cfg, None, prevent_thread_lock=True, quiet=True)

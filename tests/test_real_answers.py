@@ -29,8 +29,12 @@ def seeds_copy(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module", params=ENGINES)
 def assistant(request, seeds_copy) -> Assistant:
-    cfg = Config.from_env(seeds_dir=seeds_copy / "seeds", index_dir=seeds_copy / "index",
-                          engine=request.param, max_new_tokens=96)
+    cfg = Config.from_env(
+        seeds_dir=seeds_copy / "seeds",
+        index_dir=seeds_copy / "index",
+        engine=request.param,
+        max_new_tokens=96,
+    )
     return Assistant.from_config(cfg)
 
 
@@ -51,8 +55,9 @@ def test_question_the_article_does_not_answer_is_refused(assistant):
 
 
 def test_follow_up_is_resolved_from_history(assistant):
-    history = [("Who is Ukraine's foreign minister?",
-                "Ukraine's foreign minister is Andriy Sibiha [1].")]
+    history = [
+        ("Who is Ukraine's foreign minister?", "Ukraine's foreign minister is Andriy Sibiha [1].")
+    ]
     answer = assistant.ask("What did he say about security guarantees?", history)
     assert "sibiha" in answer.standalone_question.lower()
     assert not answer.abstained, answer.text
@@ -62,9 +67,24 @@ def test_follow_up_is_resolved_from_history(assistant):
 def test_cli_ask_json(seeds_copy):
     env = {**os.environ, "ASSISTANT_MAX_NEW_TOKENS": "96"}
     out = subprocess.run(
-        [sys.executable, "-m", "assistant", "ask", "Where did Rubio meet European leaders?",
-         "--json", "--seeds", str(seeds_copy / "seeds"), "--index", str(seeds_copy / "index")],
-        capture_output=True, text=True, check=True, cwd=ROOT, env=env, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "assistant",
+            "ask",
+            "Where did Rubio meet European leaders?",
+            "--json",
+            "--seeds",
+            str(seeds_copy / "seeds"),
+            "--index",
+            str(seeds_copy / "index"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env=env,
+        timeout=900,
     ).stdout
     result = json.loads(out)
     assert not result["abstained"], result["answer"]

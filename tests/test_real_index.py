@@ -48,8 +48,16 @@ def test_no_passage_is_truncated_by_the_model(built):
 def test_cli_second_run_is_fast_and_changes_reembed_only_that_file(built):
     cfg, _, _ = built
     (cfg.seeds_dir / "second.md").write_text("# Second\n\nA note about the Black Sea ceasefire.")
-    args = [sys.executable, "-m", "assistant", "index", "--seeds", str(cfg.seeds_dir),
-            "--index", str(cfg.index_dir)]
+    args = [
+        sys.executable,
+        "-m",
+        "assistant",
+        "index",
+        "--seeds",
+        str(cfg.seeds_dir),
+        "--index",
+        str(cfg.index_dir),
+    ]
     out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert "1 added" in out and "1 unchanged" in out
     started = time.perf_counter()

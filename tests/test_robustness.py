@@ -11,13 +11,12 @@ import dataclasses
 import io
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 
 import gradio as gr
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator
+from fakes import HashingEmbedder, ScriptedGenerator, passage_number, seeded_config
 
 from assistant import cli, rag, ui
 from assistant.config import Config
@@ -34,25 +33,7 @@ REBUILD = "python -m assistant index"
 @pytest.fixture()
 def cfg(tmp_path) -> Config:
     """The shipped seeds, indexed with the hashing embedder."""
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
-    c = Config(
-        seeds_dir=tmp_path / "seeds",
-        index_dir=tmp_path / "index",
-        cache_dir=tmp_path / "cache",
-        chunk_tokens=120,
-        chunk_overlap=10,
-        min_relevance=0.05,
-    )
-    build_index(c, HashingEmbedder())
-    return c
-
-
-def passage_number(messages, needle: str) -> int:
-    """Which [n] the prompt gave to the passage containing needle."""
-    for block in messages[-1]["content"].split("\n\n"):
-        if block.startswith("[") and needle in block:
-            return int(block[1 : block.index("]")])
-    raise AssertionError(f"{needle!r} not in prompt")
+    return seeded_config(tmp_path)
 
 
 def deal_reply(messages) -> str:

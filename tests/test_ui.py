@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 from pathlib import Path
 
 import gradio as gr
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator
+from fakes import HashingEmbedder, ScriptedGenerator, passage_number, seeded_config
 
 import app
 from assistant import ui
@@ -27,27 +26,7 @@ EVIL_TEXT = (
 
 @pytest.fixture()
 def cfg(tmp_path) -> Config:
-    seeds = tmp_path / "seeds"
-    shutil.copytree(SEEDS, seeds)
-    c = Config(
-        seeds_dir=seeds,
-        index_dir=tmp_path / "index",
-        cache_dir=tmp_path / "cache",
-        chunk_tokens=120,
-        chunk_overlap=10,
-        min_relevance=0.05,
-        max_document_bytes=5000,
-    )
-    build_index(c, HashingEmbedder())
-    return c
-
-
-def passage_number(messages, needle: str) -> int:
-    """Which [n] the prompt gave to the passage containing needle."""
-    for block in messages[-1]["content"].split("\n\n"):
-        if block.startswith("[") and needle in block:
-            return int(block[1 : block.index("]")])
-    raise AssertionError(f"{needle!r} not in prompt")
+    return seeded_config(tmp_path, max_document_bytes=5000)
 
 
 def cite(*sentences: tuple[str, str]):
