@@ -39,11 +39,11 @@ def assistant(request, seeds_copy) -> Assistant:
 
 
 def test_factual_question_gets_a_supported_citation(assistant):
-    answer = assistant.ask("By what date is the rare earth deal meant to be finalised?")
+    answer = assistant.ask("Who is Ukraine's foreign minister?")
     assert not answer.abstained, answer.text
-    assert "26" in answer.text and "April" in answer.text
+    assert "Sibiha" in answer.text
     supported = [c for c in answer.citations if c.supported]
-    assert supported and any("April 26" in c.quote for c in supported)
+    assert supported and any("Sibiha" in c.quote for c in supported)
     assert answer.timings["first_token_ms"] > 0 and answer.timings["tokens_per_s"] > 0
 
 
@@ -72,7 +72,7 @@ def test_cli_ask_json(seeds_copy):
             "-m",
             "assistant",
             "ask",
-            "Where did Rubio meet European leaders?",
+            "Who is Ukraine's foreign minister?",
             "--json",
             "--seeds",
             str(seeds_copy / "seeds"),
@@ -88,5 +88,5 @@ def test_cli_ask_json(seeds_copy):
     ).stdout
     result = json.loads(out)
     assert not result["abstained"], result["answer"]
-    assert "Paris" in result["answer"]
+    assert "Sibiha" in result["answer"]
     assert any(c["supported"] for c in result["citations"])
