@@ -730,22 +730,15 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
         stop.click(on_stop, None, None, concurrency_limit=None, queue=False).then(
             None, None, None, cancels=chats
         )
-        new_chat.click(
-            on_new_chat,
-            None,
-            [chatbot, sources, status, answers, selector],
-            cancels=chats,
-            concurrency_limit=None,
-            queue=False,
-        )
-        chatbot.clear(
-            on_new_chat,
-            None,
-            [chatbot, sources, status, answers, selector],
-            cancels=chats,
-            concurrency_limit=None,
-            queue=False,
-        )
+        for reset in (new_chat.click, chatbot.clear):  # the button and the chat's bin icon
+            reset(
+                on_new_chat,
+                None,
+                [chatbot, sources, status, answers, selector],
+                cancels=chats,
+                concurrency_limit=None,
+                queue=False,
+            )
         selector.change(on_select, [answers, selector], sources, queue=False)
         add.click(on_add, uploads, [doc_status, uploads, to_remove])
         remove.click(on_remove, to_remove, [doc_status, to_remove])
