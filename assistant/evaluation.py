@@ -372,21 +372,96 @@ def read_rows(path: Path, questions: Sequence[Question]) -> dict[str, dict]:
     return rows
 
 
+class ReplayGenerator:
+    """Wraps a Generator and keeps every finished reply on disk, keyed by the exact request.
+
+    The same messages to the same model replay the stored reply instead of running the model
+    again, so a change after generation (support check, abstention rules) is re-scored in
+    minutes. A replayed reply keeps the first-token and total times measured when it was made;
+    run_question adds them to the row's timings. Delete the file to generate afresh.
+    """
+
+    def __init__(self, generator, path: Path) -> None:
+        self.inner = generator
+        self.name = generator.name
+        self.path = Path(path)
+        self.replayed: list[dict] = []  # the stored timings of replies replayed since reset
+        self.entries: dict[str, dict] = {}
+        if self.path.exists():
+            for line in self.path.read_text("utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                    self.entries[entry["key"]] = entry
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def stream(self, messages, max_new_tokens: int = 256, stop=None):
+        blob = json.dumps([self.name, messages, max_new_tokens], ensure_ascii=False)
+        key = hashlib.sha256(blob.encode()).hexdigest()
+        entry = self.entries.get(key)
+        if entry is not None:
+            self.replayed.append(entry)
+            yield from entry["pieces"]
+            return
+        started = time.perf_counter()
+        pieces: list[str] = []
+        first_ms = None
+        for piece in self.inner.stream(messages, max_new_tokens, stop=stop):
+            if first_ms is None:
+                first_ms = (time.perf_counter() - started) * 1000
+            pieces.append(piece)
+            yield piece
+        if stop is not None and stop.is_set():
+            return  # a cut-off reply is not the model's answer
+        total_ms = (time.perf_counter() - started) * 1000
+        entry = {"key": key, "pieces": pieces, "first_token_ms": first_ms, "total_ms": total_ms}
+        self.entries[key] = entry
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def _add_replayed_time(timings: dict, replayed: list[dict]) -> dict:
+    """Timings of an answer whose model calls were replayed, with the time they took when made."""
+    *earlier, last = replayed
+    before = sum(e["total_ms"] or 0 for e in earlier)
+    out = dict(timings)
+    if out.get("first_token_ms") is not None:
+        out["first_token_ms"] = round(
+            out["first_token_ms"] + before + (last["first_token_ms"] or 0), 1
+        )
+    if out.get("total_ms") is not None:
+        out["total_ms"] = round(out["total_ms"] + before + (last["total_ms"] or 0), 1)
+    gen_s = ((last["total_ms"] or 0) - (last["first_token_ms"] or 0)) / 1000
+    out["tokens_per_s"] = round(len(last["pieces"]) / gen_s, 2) if gen_s > 0 else None
+    return out
+
+
 def run_question(assistant, q: Question, retrieval_only: bool) -> dict:
     """Ask (or only retrieve for) one question and record what is needed to score it."""
     row: dict = {"id": q.id, "key": question_key(q)}
     query = q.question
     if not retrieval_only:
+        replay = assistant.generator if isinstance(assistant.generator, ReplayGenerator) else None
+        if replay is not None:
+            replay.replayed = []
         answer = assistant.ask(q.question, history=q.history)
         query = answer.standalone_question or q.question
+        timings = {
+            k: answer.timings.get(k)
+            for k in ("retrieval_ms", "first_token_ms", "total_ms", "tokens_per_s")
+        }
+        if replay is not None and replay.replayed:
+            timings = _add_replayed_time(timings, replay.replayed)
+            row["replayed"] = True
         row.update(
             reply=answer.text,
             abstained=bool(answer.abstained),
             citations=[_citation_row(c, answer.passages) for c in answer.citations],
-            timings={
-                k: answer.timings.get(k)
-                for k in ("retrieval_ms", "first_token_ms", "total_ms", "tokens_per_s")
-            },
+            timings=timings,
         )
     started = time.perf_counter()
     hits = assistant.retrieve(query, k=RETRIEVAL_DEPTH)
@@ -551,6 +626,8 @@ def run_cli(cfg: Config, args: argparse.Namespace) -> int:
         from .generation import load_generator
 
         generator = load_generator(cfg)
+        tag = hashlib.sha256(generator.name.encode()).hexdigest()[:12]
+        generator = ReplayGenerator(generator, cfg.cache_dir / "eval" / f"replies-{tag}.jsonl")
     result = evaluate(eval_set, cfg, embedder, generator, retrieval_only=args.retrieval_only)
     print(format_table(result))
     if args.json_file:

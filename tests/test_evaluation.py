@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from assistant.citations import REFUSAL
 from assistant.config import Config
 from assistant.evaluation import (
     Question,
+    ReplayGenerator,
     answer_correct,
     citation_correct,
     evaluate,
@@ -306,6 +308,36 @@ def test_eval_resumes_and_survives_ctrl_c(cfg):
     assert {k: again[k] for k in GROUPS if k != "latency"} == {
         k: full[k] for k in GROUPS if k != "latency"
     }
+
+
+def test_replayed_replies_rescore_without_the_model(cfg, tmp_path):
+    tiny = load_set(TINY)
+    path = tmp_path / "replies.jsonl"
+    model = ScriptedGenerator(copy_best_sentence)
+    first = evaluate(
+        tiny, cfg, HashingEmbedder(), ReplayGenerator(model, path), show_progress=False
+    )
+    calls = len(model.prompts)
+    assert calls > 0 and len(path.read_text().splitlines()) == calls
+
+    # A changed setting after generation (the abstention threshold) gets a new results file but
+    # the same prompts, so every reply is replayed: the model is not called again.
+    changed = Config(**{**cfg.__dict__, "min_relevance": -1.0})
+    replay = ReplayGenerator(model, path)
+    second = evaluate(tiny, changed, HashingEmbedder(), replay, show_progress=False)
+    assert len(model.prompts) == calls
+    assert second["results_file"] != first["results_file"]
+    replayed = [r for r in second["rows"] if r.get("replayed")]
+    assert replayed and all(r["timings"]["total_ms"] > 0 for r in replayed)
+    by_id = {r["id"]: r for r in first["rows"]}
+    assert all(r["reply"] == by_id[r["id"]]["reply"] for r in replayed)
+
+    # A reply cut off by Stop is not stored.
+    stop = threading.Event()
+    stop.set()
+    messages = [{"role": "user", "content": "never asked before"}]
+    assert list(ReplayGenerator(ScriptedGenerator("cut"), path).stream(messages, stop=stop)) == []
+    assert len(path.read_text().splitlines()) == calls
 
 
 def test_changed_settings_do_not_reuse_results(cfg):
