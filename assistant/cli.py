@@ -47,6 +47,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="folder with corpus/ and questions.jsonl",
     )
     p.add_argument("--limit", type=int, help="only the first N questions")
+    p.add_argument("--sample", type=int, help="N questions spread evenly over the set")
     p.add_argument("--retrieval-only", action="store_true", help="skip generation")
     p.add_argument("--json", dest="json_file", type=Path, help="write the result here")
     p.add_argument("--engine", choices=["auto", "transformers", "llamacpp"])

@@ -66,8 +66,12 @@ class EvalSet:
     questions: tuple[Question, ...]
 
 
-def load_set(set_dir: Path, limit: int | None = None) -> EvalSet:
-    """Read <set_dir>/questions.jsonl (the first `limit` questions) and locate its corpus."""
+def load_set(set_dir: Path, limit: int | None = None, sample: int | None = None) -> EvalSet:
+    """Read <set_dir>/questions.jsonl and locate its corpus.
+
+    `limit` keeps the first N questions; `sample` keeps N spread evenly over the file (every
+    len/N-th, deterministic), so a set ordered answerable-first keeps its mix.
+    """
     set_dir = Path(set_dir)
     corpus, qfile = set_dir / "corpus", set_dir / "questions.jsonl"
     if not corpus.is_dir() or not qfile.is_file():
@@ -95,6 +99,8 @@ def load_set(set_dir: Path, limit: int | None = None) -> EvalSet:
             raise EvalSetError(f"{qfile}:{n}: not a question line ({e})") from None
         if limit is not None and len(questions) >= limit:
             break
+    if sample is not None and 0 < sample < len(questions):
+        questions = [questions[i * len(questions) // sample] for i in range(sample)]
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
         raise EvalSetError(f"{qfile}: question ids are not unique")
@@ -619,7 +625,7 @@ def run_cli(cfg: Config, args: argparse.Namespace) -> int:
     """`python -m assistant eval`: real models, a table on stdout, optionally a JSON file."""
     from .rag import make_embedder
 
-    eval_set = load_set(args.set_dir, args.limit)
+    eval_set = load_set(args.set_dir, args.limit, args.sample)
     embedder = make_embedder(cfg)
     generator = None
     if not args.retrieval_only:

@@ -204,6 +204,11 @@ def test_load_set_reads_the_shared_format_and_history(tmp_path):
         assert q.answerable == bool(q.answers)
     assert any(q.history for q in s.questions)
     assert len(load_set(TINY, limit=3).questions) == 3
+    # A sample spreads over the file: the unanswerable questions at its end are kept.
+    sampled = load_set(TINY, sample=5).questions
+    assert len(sampled) == 5 and len({q.id for q in sampled}) == 5
+    assert {q.answerable for q in sampled} == {True, False}
+    assert sampled == load_set(TINY, sample=5).questions
 
     bad = tmp_path / "bad"
     (bad / "corpus").mkdir(parents=True)
