@@ -7,16 +7,33 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .retrieval import keywords
+from .retrieval import STOPWORDS, keywords
 from .schema import Citation, Hit, Sentence
 
 _MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(])")
+# A sentence ends at . ! ? before a capital or digit, but not after an initial or a title
+# ("U.S. Open", "Mr. Sibiha").
+_SENTENCE_END = re.compile(
+    r"(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bMrs\.)"
+    r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(])"
+)
+# An ellipsis joins text that was not contiguous (search snippets, quotes with cuts).
+_ELLIPSIS = re.compile(r"\s*(?:\.\s?\.\s?\.|…)\s*")
+_DATELINE = re.compile(
+    r"^(?:[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8}\.? \d{4}|\d{4}-\d{2}-\d{2})\W*$"
+)
+_CAPITALISED = re.compile(r"\b[A-Z][\w’'.-]*")
+# Capitalised words that are not names when they open a sentence or a question.
+_NOT_NAMES = frozenset(
+    "according although however yes no because while after before during since despite "
+    "question answer passage passages document documents".split()
+)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 # Sentences in documents that try to steer the model; left out of the prompt (kept in the UI).
 _INJECTION = re.compile(
@@ -113,6 +130,81 @@ def _numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(_MARKER.sub(" ", text))}
 
 
+def _plain_word(word: str) -> str:
+    word = re.sub(r"[’']s$", "", word).replace(".", "").replace("’", "").replace("'", "")
+    return word.strip("-").lower()
+
+
+def key_terms(text: str) -> set[str]:
+    """The facts a sentence hinges on: its numbers and the names in it (capitalised words)."""
+    text = _MARKER.sub(" ", text)
+    names = {_plain_word(w) for w in _CAPITALISED.findall(text)}
+    names = {w for w in names if w and w not in STOPWORDS and w not in _NOT_NAMES}
+    return names | _numbers(text)
+
+
+def _words(text: str) -> set[str]:
+    text = _MARKER.sub(" ", text)
+    return {_plain_word(w) for w in re.findall(r"[\w’'.-]+", text)} | _numbers(text)
+
+
+def _found(term: str, words: set[str]) -> bool:
+    """Whether a key term is among the words; long words match on a 6-letter stem."""
+    if term in words:
+        return True
+    if len(term) < 5 or term[0].isdigit():
+        return False
+    stem = term[:6]
+    return any(len(w) >= 5 and (w.startswith(stem) or term.startswith(w[:6])) for w in words)
+
+
+def windows_of(hit: Hit) -> list[set[str]]:
+    """Word sets of each passage sentence with its neighbours, plus the title and date.
+
+    A sentence's neighbours are the ones before and after it, unless an ellipsis separates
+    them (snippets glue unrelated fragments with "..."). Datelines ("Jul 9, 2022") belong to
+    every window: they date the whole passage.
+    """
+    frags: list[tuple[str, bool]] = []  # (fragment, joined to the previous one)
+    for i, piece in enumerate(_ELLIPSIS.split(hit.chunk.text)):
+        for j, sentence in enumerate(sentences_of(piece)):
+            if sentence.strip(" .,;:-"):
+                frags.append((sentence, i == 0 or j > 0))
+    context = f"{hit.chunk.title} {hit.chunk.date or ''} " + " ".join(
+        f for f, _ in frags if _DATELINE.match(f.strip())
+    )
+    shared = _words(context)
+    out = []
+    for i, (frag, _) in enumerate(frags):
+        parts = [frag]
+        if i > 0 and frags[i][1]:
+            parts.append(frags[i - 1][0])
+        if i + 1 < len(frags) and frags[i + 1][1]:
+            parts.append(frags[i + 1][0])
+        out.append(_words(" ".join(parts)) | shared)
+    return out or [shared]
+
+
+def anchored(question: str, hits: Sequence[Hit]) -> bool:
+    """Whether the passages an answer rests on mention what the question is about.
+
+    Every number of the question (a year, an edition) and at least half of its names must occur
+    in them; otherwise the answer is about something else (another year's winner, another
+    company's acquisition), however well it copies its passage.
+    """
+    terms = key_terms(question)
+    if not terms:
+        return True
+    words: set[str] = set()
+    for hit in hits:
+        words |= _words(f"{hit.chunk.title} {hit.chunk.date or ''} {hit.chunk.text}")
+    numbers = {t for t in terms if t[0].isdigit()}
+    names = terms - numbers
+    if not all(_found(n, words) for n in numbers):
+        return False
+    return sum(_found(n, words) for n in names) * 2 >= len(names)
+
+
 class SupportChecker:
     """Decides whether a passage supports an answer sentence, and which of its sentences does.
 
@@ -132,9 +224,16 @@ class SupportChecker:
         self.min_combined = min_combined
 
     def check(
-        self, answer: str, hits: Sequence[Hit]
+        self, answer: str, hits: Sequence[Hit], question: str = ""
     ) -> tuple[str, tuple[Sentence, ...], tuple[Citation, ...]]:
-        """Clean markers, then judge each sentence; returns (text, sentences, citations)."""
+        """Clean markers, then judge each sentence; returns (text, sentences, citations).
+
+        A passage supports a sentence when enough of the sentence's content words are in it
+        (lexically, or lexically and semantically combined) and all the sentence's key terms
+        (numbers, names) occur together in one of its windows (a sentence and its neighbours).
+        When the supporting passages do not mention the question's own numbers and names, no
+        sentence counts as supported.
+        """
         text = strip_unknown_markers(answer, len(hits))
         sents = sentences_of(text)
         if not sents or not hits:
@@ -149,8 +248,10 @@ class SupportChecker:
         results: list[Sentence] = []
         citations: dict[tuple[int, str], Citation] = {}
         offset_of = np.cumsum([0] + [len(ps) for ps in passage_sents])
+        windows: dict[int, list[set[str]]] = {}
         for i, sent in enumerate(sents):
             words = _content(sent)
+            keys = key_terms(sent)
             marks = markers_in(sent)
             if len(words) < 2 and not marks:  # "Yes." / connective fragments: nothing to check
                 results.append(Sentence(sent, marks, True))
@@ -159,7 +260,9 @@ class SupportChecker:
             for n, hit in enumerate(hits, 1):
                 lo, hi = offset_of[n - 1], offset_of[n]
                 lexical = len(words & _content(hit.chunk.text)) / max(len(words), 1)
-                numbers_ok = _numbers(sent) <= _numbers(hit.chunk.text)
+                if keys and n not in windows:
+                    windows[n] = windows_of(hit)
+                keys_ok = not keys or any(all(_found(k, w) for k in keys) for w in windows[n])
                 # The quote is the passage sentence that shares the most content words with the
                 # answer sentence, cosine breaking ties: lexical overlap locates facts better.
                 overlaps = np.array(
@@ -169,7 +272,7 @@ class SupportChecker:
                 best = int(np.argmax(overlaps + 0.5 * cos))
                 semantic = float(cos.max())
                 combined = 0.5 * lexical + 0.5 * semantic
-                ok = numbers_ok and (lexical >= self.min_lexical or combined >= self.min_combined)
+                ok = keys_ok and (lexical >= self.min_lexical or combined >= self.min_combined)
                 scored.append((ok, combined, n, passage_sents[n - 1][best]))
             cited = [s for s in scored if s[2] in marks]
             supporting = [s for s in cited if s[0]]
@@ -186,6 +289,10 @@ class SupportChecker:
                     (n, quote), Citation(n, hit.chunk.doc_id, hit.chunk.id, ok, quote)
                 )
             results.append(Sentence(sent, marks, bool(supporting)))
+        used = {c.n for c in citations.values() if c.supported}
+        if question and used and not anchored(question, [hits[n - 1] for n in used]):
+            results = [dataclasses.replace(s, supported=False) for s in results]
+            citations = {k: dataclasses.replace(c, supported=False) for k, c in citations.items()}
         text = " ".join(s.text for s in results)
         ordered = sorted(citations.values(), key=lambda c: (c.n, c.quote))
         return text, tuple(results), tuple(ordered)

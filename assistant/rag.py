@@ -58,7 +58,8 @@ def clean_question(question: str) -> str:
     """The question with control characters removed, or QuestionError saying what is wrong."""
     if not isinstance(question, str):
         raise QuestionError("the question must be text")
-    text = re.sub(r"[\x00-\x1f\x7f]+", " ", question)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", question)  # terminal colour codes, whole
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", text)
     text = " ".join(text.split())
     if not text:
         raise QuestionError("Please type a question.")
@@ -238,7 +239,8 @@ class Assistant:
         yield self._finish(base, text, timings, started)
 
     def _finish(self, base: Answer, raw: str, timings: dict, started: float) -> Answer:
-        text, sentences, citations = self.checker.check(raw, base.passages)
+        question = base.standalone_question or base.question
+        text, sentences, citations = self.checker.check(raw, base.passages, question)
         supported = [s for s in sentences if s.supported and s.markers]
         if not supported or (is_refusal(text) and len(supported) < len(sentences) / 2):
             note = " The closest passages are listed below."

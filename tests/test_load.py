@@ -30,7 +30,18 @@ SESSIONS = 8
 QUESTIONS_PER_SESSION = 3
 TOKEN_DELAY_S = 0.02
 MAX_RSS_GROWTH_MB = 150
-TICKET = re.compile(r"\bT\d+X\d+\b")
+# Tickets are lower-case letters: a capitalised or numbered one would be a name the documents
+# do not mention, and the support check would rightly refuse (see citations.anchored).
+TICKET = re.compile(r"\btk[a-p]+x[a-p]+\b")
+
+
+def ticket_of(session: int, q: int) -> str:
+    """The ticket of a session's q-th question: both numbers in hex digits spelled a-p."""
+
+    def spell(n: int) -> str:
+        return "".join("abcdefghijklmnop"[int(d, 16)] for d in f"{n:x}")
+
+    return f"tk{spell(session)}x{spell(q)}"
 
 
 class SlowGenerator(ScriptedGenerator):
@@ -89,7 +100,7 @@ def chat_session(url: str, session: int) -> list[Turn]:
     turns, history = [], []
     try:
         for q in range(QUESTIONS_PER_SESSION):
-            ticket = f"T{session}X{q}"
+            ticket = ticket_of(session, q)
             question = f"When should the rare earth deal be finalized, ticket {ticket}?"
             started = time.perf_counter()
             job = client.submit(question, history, api_name="/on_ask")
@@ -124,7 +135,7 @@ def test_eight_concurrent_sessions_get_complete_unmixed_answers(served):
     latencies = []
     streamed = 0
     for s, turns in enumerate(sessions):
-        own = {f"T{s}X{q}" for q in range(QUESTIONS_PER_SESSION)}
+        own = {ticket_of(s, q) for q in range(QUESTIONS_PER_SESSION)}
         assert [t.ticket for t in turns] == sorted(own)
         for q, turn in enumerate(turns):
             latencies.append(turn.seconds)
@@ -138,7 +149,7 @@ def test_eight_concurrent_sessions_get_complete_unmixed_answers(served):
             assert "<mark>" in sources and "total" in status, status
             # Unmixed: this session's history holds only this session's tickets, in order ...
             user_tickets = [_tickets(m["content"]) for m in history if m["role"] == "user"]
-            assert user_tickets == [{f"T{s}X{i}"} for i in range(q + 1)]
+            assert user_tickets == [{ticket_of(s, i)} for i in range(q + 1)]
             # ... and no streamed update ever showed another session's ticket.
             for output in turn.outputs:
                 assert _tickets(output) <= own, (turn.ticket, _tickets(output) - own)
