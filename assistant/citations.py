@@ -28,6 +28,12 @@ _ELLIPSIS = re.compile(r"\s*(?:\.\s?\.\s?\.|…)\s*")
 _DATELINE = re.compile(
     r"^(?:[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8}\.? \d{4}|\d{4}-\d{2}-\d{2})\W*$"
 )
+# Words a finished sentence does not end on (articles, prepositions, conjunctions, copulas).
+_DANGLING = frozenset(
+    "a an the and or but nor of in on at to for from by with as into onto about after before "
+    "between under over until than that which whose is are was were be been being its their "
+    "his our your my".split()
+)
 _CAPITALISED = re.compile(r"\b[A-Z][\w’'.-]*")
 # Capitalised words that are not names when they open a sentence or a question.
 _NOT_NAMES = frozenset(
@@ -183,6 +189,20 @@ def windows_of(hit: Hit) -> list[set[str]]:
             parts.append(frags[i + 1][0])
         out.append(_words(" ".join(parts)) | shared)
     return out or [shared]
+
+
+def adds_information(sentence: str, question: str) -> bool:
+    """Whether a sentence says something beyond restating the question, and says it whole.
+
+    "The release date of X is [1]." restates the question; "... came in at [1]." stops
+    mid-claim (the model copied a snippet that was cut off). Neither answers anything.
+    """
+    plain = _MARKER.sub(" ", sentence).strip().rstrip(" .!?;:,")
+    words = re.findall(r"\w+", plain.lower())
+    if not words or words[-1] in _DANGLING:
+        return False
+    new = (_content(plain) | _numbers(plain)) - (_content(question) | _numbers(question))
+    return bool(new)
 
 
 def anchored(question: str, hits: Sequence[Hit]) -> bool:

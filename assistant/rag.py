@@ -9,7 +9,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from .citations import REFUSAL, SupportChecker, build_messages, is_refusal, strip_unknown_markers
+from .citations import (
+    REFUSAL,
+    SupportChecker,
+    adds_information,
+    build_messages,
+    is_refusal,
+    strip_unknown_markers,
+)
 from .config import Config
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .retrieval import Retriever, keywords
@@ -241,7 +248,9 @@ class Assistant:
     def _finish(self, base: Answer, raw: str, timings: dict, started: float) -> Answer:
         question = base.standalone_question or base.question
         text, sentences, citations = self.checker.check(raw, base.passages, question)
-        supported = [s for s in sentences if s.supported and s.markers]
+        supported = [
+            s for s in sentences if s.supported and s.markers and adds_information(s.text, question)
+        ]
         if not supported or (is_refusal(text) and len(supported) < len(sentences) / 2):
             note = " The closest passages are listed below."
             if raw.strip() and not is_refusal(raw):

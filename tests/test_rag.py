@@ -206,6 +206,20 @@ def test_invented_answer_is_refused(cfg):
     assert not answer.citations
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "The storm hit the coast of Brittany [{n}].",  # restates the question, adds nothing
+        "A storm with winds of 120 km/h hit the coast of [{n}].",  # stops mid-claim
+    ],
+)
+def test_a_reply_that_answers_nothing_is_refused(cfg, reply):
+    a = make(cfg, lambda m: reply.format(n=passage_number(m, "Brittany")))
+    assert a.ask("Which storm hit the coast of Brittany?").abstained
+    whole = make(cfg, cite("A storm with winds of 120 km/h hit the coast of Brittany", "Brittany"))
+    assert not whole.ask("Which storm hit the coast of Brittany?").abstained
+
+
 def test_model_refusal_is_reported_as_abstention(cfg):
     answer = make(cfg, "The documents do not contain the answer.").ask("What is Rubio's age?")
     assert answer.abstained
