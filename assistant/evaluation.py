@@ -392,6 +392,7 @@ class ReplayGenerator:
         self.name = generator.name
         self.path = Path(path)
         self.replayed: list[dict] = []  # the stored timings of replies replayed since reset
+        self.last_reply = ""  # the model's raw text of the latest call, for diagnosing rows
         self.entries: dict[str, dict] = {}
         if self.path.exists():
             for line in self.path.read_text("utf-8").splitlines():
@@ -410,6 +411,7 @@ class ReplayGenerator:
         entry = self.entries.get(key)
         if entry is not None:
             self.replayed.append(entry)
+            self.last_reply = "".join(entry["pieces"])
             yield from entry["pieces"]
             return
         started = time.perf_counter()
@@ -420,6 +422,7 @@ class ReplayGenerator:
                 first_ms = (time.perf_counter() - started) * 1000
             pieces.append(piece)
             yield piece
+        self.last_reply = "".join(pieces)
         if stop is not None and stop.is_set():
             return  # a cut-off reply is not the model's answer
         total_ms = (time.perf_counter() - started) * 1000
@@ -453,7 +456,7 @@ def run_question(assistant, q: Question, retrieval_only: bool) -> dict:
     if not retrieval_only:
         replay = assistant.generator if isinstance(assistant.generator, ReplayGenerator) else None
         if replay is not None:
-            replay.replayed = []
+            replay.replayed, replay.last_reply = [], ""
         answer = assistant.ask(q.question, history=q.history)
         query = answer.standalone_question or q.question
         timings = {
@@ -463,6 +466,8 @@ def run_question(assistant, q: Question, retrieval_only: bool) -> dict:
         if replay is not None and replay.replayed:
             timings = _add_replayed_time(timings, replay.replayed)
             row["replayed"] = True
+        if replay is not None and replay.last_reply:
+            row["raw"] = replay.last_reply  # what the model said before checking
         row.update(
             reply=answer.text,
             abstained=bool(answer.abstained),

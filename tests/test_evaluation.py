@@ -336,6 +336,7 @@ def test_replayed_replies_rescore_without_the_model(cfg, tmp_path):
     assert replayed and all(r["timings"]["total_ms"] > 0 for r in replayed)
     by_id = {r["id"]: r for r in first["rows"]}
     assert all(r["reply"] == by_id[r["id"]]["reply"] for r in replayed)
+    assert all(r["raw"] for r in replayed)  # the model's own words are kept for diagnosis
 
     # A reply cut off by Stop is not stored.
     stop = threading.Event()
