@@ -91,16 +91,28 @@ def safe_passage_text(text: str) -> str:
     return " ".join(kept)
 
 
-def build_messages(question: str, hits: Sequence[Hit]) -> list[dict[str, str]]:
-    """The chat messages for one question: rules, then numbered passages, then the question."""
+def build_messages(
+    question: str, hits: Sequence[Hit], full_sentences: bool = False
+) -> list[dict[str, str]]:
+    """The chat messages for one question: rules, then numbered passages, then the question.
+
+    `full_sentences` asks again, more explicitly, after a reply that was only a marker.
+    """
     blocks = []
     for n, hit in enumerate(hits, 1):
         c = hit.chunk
         head = f"[{n}] {c.title}" + (f" ({c.date})" if c.date else "")
         blocks.append(f"{head}\n{safe_passage_text(c.text)}")
     user = (
-        "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\n"
-        "Answer from the passages only, citing them like [1]:"
+        "Passages:\n\n"
+        + "\n\n".join(blocks)
+        + f"\n\nQuestion: {question}\n"
+        + (
+            "Answer in one or two full sentences from the passages only; end each sentence "
+            "with the number of its passage in brackets:"
+            if full_sentences
+            else "Answer from the passages only, citing them like [1]:"
+        )
     )
     return [
         {"role": "system", "content": SYSTEM_PROMPT.format(refusal=REFUSAL)},

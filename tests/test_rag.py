@@ -221,6 +221,23 @@ def test_a_reply_that_answers_nothing_is_refused(cfg, reply):
     assert not whole.ask("Which storm hit the coast of Brittany?").abstained
 
 
+def test_a_bare_marker_reply_is_asked_again_for_sentences(cfg):
+    def reply(messages):
+        n = passage_number(messages, "Brittany")
+        if "full sentences" in messages[-1]["content"]:
+            return f"A storm with winds of 120 km/h hit the coast of Brittany [{n}]."
+        return f"[{n}]"
+
+    a = make(cfg, reply)
+    answer = a.ask("Which storm hit the coast of Brittany?")
+    assert len(a.generator.prompts) == 2 and answer.timings["retried"] == 1
+    assert not answer.abstained and "120 km/h" in answer.text
+    # A reply with words is not asked again.
+    once = make(cfg, cite("A storm with winds of 120 km/h hit the coast of Brittany", "Brittany"))
+    once.ask("Which storm hit the coast of Brittany?")
+    assert len(once.generator.prompts) == 1
+
+
 def test_model_refusal_is_reported_as_abstention(cfg):
     answer = make(cfg, "The documents do not contain the answer.").ask("What is Rubio's age?")
     assert answer.abstained
