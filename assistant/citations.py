@@ -189,7 +189,7 @@ def windows_of(hit: Hit) -> list[set[str]]:
     """
     sents = [s for s in sentences_of(hit.chunk.text) if s.strip(" .,;:-")]
     context = f"{hit.chunk.title} {hit.chunk.date or ''} " + " ".join(
-        s for s in sents if _DATELINE.match(s.strip(" .")) or _DATELINE.match(s.strip())
+        s for s in sents if _DATELINE.match(s.strip())
     )
     shared = _words(context)
     words = [_words(s) for s in sents]
