@@ -139,6 +139,11 @@ def markers_in(sentence: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(nums))
 
 
+def only_markers(text: str) -> bool:
+    """Whether a reply is nothing but citation markers (and punctuation), like "[1]"."""
+    return not re.search(r"[^\W\d]", _MARKER.sub("", text))
+
+
 def is_refusal(text: str) -> bool:
     """Whether the model said the passages do not hold the answer."""
     return bool(_REFUSAL.search(text))

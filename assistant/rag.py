@@ -15,6 +15,7 @@ from .citations import (
     adds_information,
     build_messages,
     is_refusal,
+    only_markers,
     strip_unknown_markers,
 )
 from .config import Config
@@ -26,7 +27,6 @@ from .store import BuildReport, ChunkerSettings, Index, IndexLoadError, build
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
-_MARKERS_ONLY = re.compile(r"\[\d+(?:\s*[,;]\s*\d+)*\]")
 Progress = Callable[[float, str], None]
 
 
@@ -245,7 +245,7 @@ class Assistant:
                 text += piece
                 n_tokens += 1
                 yield _replace(base, text=strip_unknown_markers(text, len(hits)), timings=timings)
-            if re.search(r"[^\W\d]", _MARKERS_ONLY.sub("", text)) or (stop and stop.is_set()):
+            if not only_markers(text) or (stop and stop.is_set()):
                 break
             timings["retried"] = 1
         if first is not None:
