@@ -73,6 +73,12 @@ SYSTEM_PROMPT = (
     "5. Answer in one to three short sentences."
 )
 REFUSAL = "The documents do not contain the answer."
+# The last line of the user turn, after the question; the retry asks for full sentences.
+INSTRUCTION = "Answer from the passages only, citing them like [1]:"
+RETRY_INSTRUCTION = (
+    "Answer in one or two full sentences from the passages only; end each sentence "
+    "with the number of its passage in brackets:"
+)
 
 
 def sentences_of(text: str) -> list[str]:
@@ -107,12 +113,7 @@ def build_messages(
         "Passages:\n\n"
         + "\n\n".join(blocks)
         + f"\n\nQuestion: {question}\n"
-        + (
-            "Answer in one or two full sentences from the passages only; end each sentence "
-            "with the number of its passage in brackets:"
-            if full_sentences
-            else "Answer from the passages only, citing them like [1]:"
-        )
+        + (RETRY_INSTRUCTION if full_sentences else INSTRUCTION)
     )
     return [
         {"role": "system", "content": SYSTEM_PROMPT.format(refusal=REFUSAL)},

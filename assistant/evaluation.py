@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import citations
 from .config import Config
 
 log = logging.getLogger(__name__)
@@ -333,6 +334,11 @@ def code_hash() -> str:
     return h.hexdigest()[:16]
 
 
+def prompt_text() -> list[str]:
+    """The prompt's parts as the code holds them now (benchmarks/prompts.py swaps them)."""
+    return [citations.SYSTEM_PROMPT, citations.INSTRUCTION, citations.RETRY_INSTRUCTION]
+
+
 def cache_paths(
     eval_set: EvalSet, cfg: Config, embedder_id: str, generator_name: str, retrieval_only: bool
 ) -> tuple[Path, Path]:
@@ -349,6 +355,7 @@ def cache_paths(
         "depth": RETRIEVAL_DEPTH,
         "settings": settings_key(cfg, embedder_id, *INDEX_FIELDS, *ANSWER_FIELDS),
         "generator": None if retrieval_only else generator_name,
+        "prompt": None if retrieval_only else prompt_text(),
         "code": code_hash(),
     }
     run_id = hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
@@ -431,6 +438,12 @@ class ReplayGenerator:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as out:
             out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def replaying(cfg: Config, generator) -> ReplayGenerator:
+    """The generator wrapped to keep its replies in <cache>/eval/replies-<model>.jsonl."""
+    tag = hashlib.sha256(generator.name.encode()).hexdigest()[:12]
+    return ReplayGenerator(generator, cfg.cache_dir / "eval" / f"replies-{tag}.jsonl")
 
 
 def _add_replayed_time(timings: dict, replayed: list[dict]) -> dict:
@@ -636,9 +649,7 @@ def run_cli(cfg: Config, args: argparse.Namespace) -> int:
     if not args.retrieval_only:
         from .generation import load_generator
 
-        generator = load_generator(cfg)
-        tag = hashlib.sha256(generator.name.encode()).hexdigest()[:12]
-        generator = ReplayGenerator(generator, cfg.cache_dir / "eval" / f"replies-{tag}.jsonl")
+        generator = replaying(cfg, load_generator(cfg))
     result = evaluate(eval_set, cfg, embedder, generator, retrieval_only=args.retrieval_only)
     print(format_table(result))
     if args.json_file:
