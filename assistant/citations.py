@@ -16,7 +16,7 @@ import numpy as np
 from .retrieval import STOPWORDS, keywords
 from .schema import Citation, Hit, Sentence
 
-_MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A sentence ends at . ! ? before a capital or digit, but not after an initial or a title
 # ("U.S. Open", "Mr. Sibiha").
 _SENTENCE_END = re.compile(
@@ -129,20 +129,20 @@ def strip_unknown_markers(text: str, n_passages: int) -> str:
         valid = list(dict.fromkeys(n for n in nums if 1 <= n <= n_passages))
         return "".join(f"[{n}]" for n in valid)
 
-    out = _MARKER.sub(keep, text)
+    out = MARKER.sub(keep, text)
     return re.sub(r"[ \t]+([.,;!?])", r"\1", out).strip()
 
 
 def markers_in(sentence: str) -> tuple[int, ...]:
     nums: list[int] = []
-    for match in _MARKER.finditer(sentence):
+    for match in MARKER.finditer(sentence):
         nums.extend(int(x) for x in re.split(r"\s*[,;]\s*", match.group(1)))
     return tuple(dict.fromkeys(nums))
 
 
 def only_markers(text: str) -> bool:
     """Whether a reply is nothing but citation markers (and punctuation), like "[1]"."""
-    return not re.search(r"[^\W\d]", _MARKER.sub("", text))
+    return not re.search(r"[^\W\d]", MARKER.sub("", text))
 
 
 def is_refusal(text: str) -> bool:
@@ -151,11 +151,11 @@ def is_refusal(text: str) -> bool:
 
 
 def _content(text: str) -> set[str]:
-    return set(keywords(_MARKER.sub(" ", text)))
+    return set(keywords(MARKER.sub(" ", text)))
 
 
 def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(_MARKER.sub(" ", text))}
+    return {n.replace(",", "") for n in _NUMBER.findall(MARKER.sub(" ", text))}
 
 
 def _plain_word(word: str) -> str:
@@ -165,14 +165,14 @@ def _plain_word(word: str) -> str:
 
 def key_terms(text: str) -> set[str]:
     """The facts a sentence hinges on: its numbers and the names in it (capitalised words)."""
-    text = _MARKER.sub(" ", text)
+    text = MARKER.sub(" ", text)
     names = {_plain_word(w) for w in _CAPITALISED.findall(text)}
     names = {w for w in names if w and w not in STOPWORDS and w not in _NOT_NAMES}
     return names | _numbers(text)
 
 
 def _words(text: str) -> set[str]:
-    text = _MARKER.sub(" ", text)
+    text = MARKER.sub(" ", text)
     return {_plain_word(w) for w in re.findall(r"[\w’'.-]+", text)} | _numbers(text)
 
 
@@ -209,7 +209,7 @@ def adds_information(sentence: str, question: str) -> bool:
     "The release date of X is [1]." restates the question; "... came in at [1]." stops
     mid-claim (the model copied a snippet that was cut off). Neither answers anything.
     """
-    plain = _MARKER.sub(" ", sentence).strip().rstrip(" .!?;:,")
+    plain = MARKER.sub(" ", sentence).strip().rstrip(" .!?;:,")
     plain = _SOURCE_TAIL.sub("", plain).rstrip(" .!?;:,")
     words = re.findall(r"\w+", plain.lower())
     if not words or words[-1] in _DANGLING:
@@ -273,7 +273,7 @@ class SupportChecker:
             return text, tuple(Sentence(s, markers_in(s), False) for s in sents), ()
         passage_sents = [sentences_of(h.chunk.text) or [h.chunk.text] for h in hits]
         flat = [s for ps in passage_sents for s in ps]
-        plain = [_MARKER.sub("", s).strip() for s in sents]
+        plain = [MARKER.sub("", s).strip() for s in sents]
         vectors = self.embed(plain + flat) if self.embed else None
         svec = vectors[: len(sents)] if vectors is not None else None
         pvec = vectors[len(sents) :] if vectors is not None else None
@@ -317,7 +317,7 @@ class SupportChecker:
                 best_any = max(scored, key=lambda s: (s[0], s[1]))
                 if best_any[0]:
                     supporting = [best_any]
-                    sent = _MARKER.sub("", sent).rstrip(" .!?") + f" [{best_any[2]}]."
+                    sent = MARKER.sub("", sent).rstrip(" .!?") + f" [{best_any[2]}]."
                     marks = (best_any[2],)
             for ok, _, n, quote in supporting or cited:
                 hit = hits[n - 1]

@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 FORMAT = "assistant-eval v1"
 RETRIEVAL_DEPTH = 10  # passages retrieved for recall@k and MRR
 SHORT_ANSWER_WORDS = 10  # gold answers up to this long are scored for accuracy
-_MARKERS = re.compile(r"\[\d+(?:\s*[,;]\s*\d+)*\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
@@ -120,7 +119,7 @@ def normalize(text: str) -> str:
 
 def strip_markers(text: str) -> str:
     """The reply without its [n] citation markers (so "[1]" never matches an answer "1")."""
-    return _MARKERS.sub(" ", text)
+    return citations.MARKER.sub(" ", text)
 
 
 def is_short(answer: str) -> bool:

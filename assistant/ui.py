@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from .citations import MARKER
 from .config import Config, ConfigError
 from .ingest import SUFFIXES
 from .rag import QuestionError
@@ -94,7 +95,6 @@ document.addEventListener("click", function (event) {
 </script>
 """
 
-_MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _UNSAFE_NAME = re.compile(r"[^\w.\- ()+,]+", re.UNICODE)
 
 
@@ -117,7 +117,7 @@ def _link_markers(escaped: str, turn: int, n_passages: int) -> str:
             for n in nums
         )
 
-    return _MARKER.sub(link, escaped)
+    return MARKER.sub(link, escaped)
 
 
 def format_timings(timings: dict[str, float]) -> str:
@@ -207,7 +207,7 @@ def cited_numbers(answer: Answer) -> list[int]:
 
 def _markers(text: str) -> list[int]:
     nums: list[int] = []
-    for m in _MARKER.finditer(text):
+    for m in MARKER.finditer(text):
         nums.extend(int(x) for x in re.split(r"\s*[,;]\s*", m.group(1)))
     return list(dict.fromkeys(nums))
 
