@@ -21,7 +21,7 @@ MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # ("U.S. Open", "Mr. Sibiha").
 _SENTENCE_END = re.compile(
     r"(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bMrs\.)"
-    r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(])"
+    r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])"
 )
 _DATELINE = re.compile(
     r"^(?:[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8}\.? \d{4}|\d{4}-\d{2}-\d{2})\W*$"
@@ -82,9 +82,14 @@ RETRY_INSTRUCTION = (
 
 
 def sentences_of(text: str) -> list[str]:
-    """Split prose into sentences (markers that follow a full stop stay with their sentence)."""
+    """Split prose into sentences, each with its markers.
+
+    Markers right after a full stop close that sentence ("Paris. [1]"), unless the text starts
+    with a marker: then the writer puts markers first ("[1] Paris. [2] Rome.").
+    """
     marker = r"\[\d+(?:\s*[,;]\s*\d+)*\]"
-    text = re.sub(rf"([.!?])\s*((?:{marker}\s*)*{marker})", r" \2\1 ", text)
+    if not re.match(rf"\s*{marker}", text):
+        text = re.sub(rf"([.!?])\s*((?:{marker}\s*)*{marker})", r" \2\1 ", text)
     out = []
     for line in text.splitlines():  # a line break ends a sentence too (headlines, list items)
         out.extend(p.strip() for p in _SENTENCE_END.split(" ".join(line.split())) if p.strip())

@@ -75,6 +75,11 @@ def test_sentences_keep_their_markers():
         "Rubio spoke in Paris [1].",
         "The deal is due April 26 [2].",
     ]
+    # A reply that starts with a marker puts its markers first: each leads its own sentence.
+    assert sentences_of("[1] Rubio spoke in Paris. [2] The deal is due April 26.") == [
+        "[1] Rubio spoke in Paris.",
+        "[2] The deal is due April 26.",
+    ]
 
 
 def _hits(*texts):
