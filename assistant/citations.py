@@ -87,7 +87,7 @@ def sentences_of(text: str) -> list[str]:
     Markers right after a full stop close that sentence ("Paris. [1]"), unless the text starts
     with a marker: then the writer puts markers first ("[1] Paris. [2] Rome.").
     """
-    marker = r"\[\d+(?:\s*[,;]\s*\d+)*\]"
+    marker = MARKER.pattern
     if not re.match(rf"\s*{marker}", text):
         text = re.sub(rf"([.!?])\s*((?:{marker}\s*)*{marker})", r" \2\1 ", text)
     out = []

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .citations import MARKER
+from .citations import MARKER, markers_in
 from .config import Config, ConfigError
 from .ingest import SUFFIXES
 from .rag import QuestionError
@@ -198,18 +198,11 @@ def cited_numbers(answer: Answer) -> list[int]:
     """Passage numbers the answer cites, in order of first use (markers while streaming)."""
     if answer.citations:
         found = [c.n for c in answer.citations]
-        order = {n: i for i, n in enumerate(_markers(answer.text))}
+        order = {n: i for i, n in enumerate(markers_in(answer.text))}
         found.sort(key=lambda n: order.get(n, len(order) + n))
     else:
-        found = _markers(answer.text)
+        found = markers_in(answer.text)
     return [n for n in dict.fromkeys(found) if 1 <= n <= len(answer.passages)]
-
-
-def _markers(text: str) -> list[int]:
-    nums: list[int] = []
-    for m in MARKER.finditer(text):
-        nums.extend(int(x) for x in re.split(r"\s*[,;]\s*", m.group(1)))
-    return list(dict.fromkeys(nums))
 
 
 def _card(answer: Answer, turn: int, n: int, selected: bool) -> str:

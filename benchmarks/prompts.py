@@ -17,7 +17,7 @@ from pathlib import Path
 
 from assistant import citations
 from assistant.config import Config
-from assistant.evaluation import evaluate, load_set, replaying
+from assistant.evaluation import _fmt, evaluate, load_set, replaying
 from assistant.generation import load_generator
 from assistant.rag import make_embedder
 
@@ -69,19 +69,15 @@ def main() -> None:
             a, ab = result["answers"], result["abstention"]
             lines.append(
                 f"{eval_set.name:11s} {name:17s} n={result['questions']:3d} "
-                f"accuracy={_f(a['accuracy'])} f1={_f(a['f1'])} "
-                f"cit_precision={_f(result['citations']['precision'])} "
-                f"refused_unanswerable={_f(ab['refusal_rate_unanswerable'])} "
-                f"refused_answerable={_f(ab['false_refusal_rate_answerable'])} "
+                f"accuracy={_fmt(a['accuracy'])} f1={_fmt(a['f1'])} "
+                f"cit_precision={_fmt(result['citations']['precision'])} "
+                f"refused_unanswerable={_fmt(ab['refusal_rate_unanswerable'])} "
+                f"refused_answerable={_fmt(ab['false_refusal_rate_answerable'])} "
                 f"model_refused={model_refused:.3f} "
-                f"total_p50_s={_f(result['latency']['total_ms_p50'] / 1000, 1)}"
+                f"total_p50_s={_fmt(result['latency']['total_ms_p50'] / 1000, 1)}"
             )
             print(lines[-1], flush=True)
     print("\n".join(["", *lines]))
-
-
-def _f(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 if __name__ == "__main__":
