@@ -92,7 +92,7 @@ class Retriever:
         missing = [r for r in rows if r not in known]
         sims = dict(known)
         if missing:
-            vecs = np.stack([self.index.faiss.reconstruct(int(r)) for r in missing])
+            vecs = self.index.vectors_of(missing)
             sims.update(zip(missing, (vecs @ qvec).tolist()))
         return sims
 

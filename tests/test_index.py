@@ -14,6 +14,7 @@ from fakes import HashingEmbedder
 
 from assistant import chunking, store
 from assistant.ingest import IngestError, find_date, read_document, scan
+from assistant.retrieval import Retriever
 from assistant.schema import Document
 from assistant.store import BuildBusyError, ChunkerSettings, Index, IndexLoadError, build
 
@@ -267,6 +268,51 @@ def test_hnsw_above_threshold(tmp_path):
     emb = HashingEmbedder()
     (row, _), *_ = index.search(emb.embed(["Document 17 about topic 17."])[0], 1)
     assert index.chunks[row].doc_id == "d17.txt"
+
+
+def test_hnsw_update_adds_to_the_graph_and_never_returns_dead_rows(tmp_path):
+    docs = {f"d{i:02}.txt": f"Document {i} about topic {i}." for i in range(40)}
+    seeds = make_seeds(tmp_path, docs)
+    index_dir = tmp_path / "index"
+    first = run_build(seeds, index_dir, exact_limit=10)
+    assert first.index_kind == "hnsw" and not first.appended
+
+    (seeds / "d03.txt").write_text("Zebras crossed the river at dawn.")
+    (seeds / "d05.txt").unlink()
+    (seeds / "d40.txt").write_text("A new note on giraffes.")
+    emb = HashingEmbedder()
+    report = run_build(seeds, index_dir, emb, exact_limit=10)
+    assert report.appended and report.index_kind == "hnsw" and sum(emb.calls) == 2
+    assert "added to the existing graph" in report.summary()
+    index = Index.load(index_dir)
+    assert index.faiss.ntotal == 42 and len(index.chunks) == 40  # two dead rows, not searched
+    assert len(index.manifest["dead_rows"]) == 2
+    assert {c.doc_id for c in index.chunks} == set(docs) - {"d05.txt"} | {"d40.txt"}
+    # Every search result is a live passage, with its own vector: rows line up.
+    np.testing.assert_allclose(index.vectors(), emb.embed([c.text for c in index.chunks]))
+    for query in ("Document 5 about topic 5.", "Document 3 about topic 3.", "giraffes"):
+        hits = index.search(emb.embed([query])[0], 40)
+        assert len(hits) == 40 and len({r for r, _ in hits}) == 40
+        assert "Document 3 " not in " ".join(index.chunks[r].text for r, _ in hits)
+    (row, _), *_ = index.search(emb.embed(["A new note on giraffes."])[0], 1)
+    assert index.chunks[row].doc_id == "d40.txt"
+    # Fused search (BM25 finds passages the dense search did not) gives each its own similarity.
+    for hit in Retriever(index, emb, candidates=3).search("zebras river topic 7", 5):
+        want = float(emb.embed([hit.chunk.text])[0] @ emb.embed(["zebras river topic 7"])[0])
+        assert hit.similarity == pytest.approx(want, abs=1e-5)
+
+    # Past MAX_DEAD_SHARE of dead rows, the graph is built again without them.
+    for i in range(6, 12):
+        (seeds / f"d{i:02}.txt").unlink()
+    report = run_build(seeds, index_dir, exact_limit=10)
+    assert not report.appended and report.index_kind == "hnsw"
+    index = Index.load(index_dir)
+    assert index.faiss.ntotal == len(index.chunks) == 34 and index.manifest["dead_rows"] == []
+
+    # Down to the exact limit, the graph gives way to exact search.
+    for path in sorted(seeds.iterdir())[10:]:
+        path.unlink()
+    assert run_build(seeds, index_dir, exact_limit=10).index_kind == "exact"
 
 
 def test_crash_mid_build_leaves_previous_index(tmp_path, monkeypatch):

@@ -196,6 +196,10 @@ EDITS = {
         "manifest.json",
         lambda p: _edit_json(p, lambda m: m.pop("documents")),
     ),
+    "manifest dead rows": (
+        "manifest.json",
+        lambda p: _edit_json(p, lambda m: m.update(dead_rows=[0])),
+    ),
     "vectors truncated": ("vectors.faiss", _truncate),
     "passage line removed": ("passages.jsonl", _drop_line),
     "passage text edited": ("passages.jsonl", _edit_passage_text),
