@@ -611,15 +611,15 @@ def _bar(total: int, done: int, show: bool, name: str):
 def _running(questions: Sequence[Question], rows: dict[str, dict], retrieval_only: bool) -> str:
     """A short running estimate of the headline metrics for the progress bar."""
     s = score(questions, rows, retrieval_only)
-    parts = [f"R@5={_fmt(s['retrieval']['recall@5'])}"]
+    parts = [f"R@5={fmt(s['retrieval']['recall@5'])}"]
     if not retrieval_only:
-        parts.append(f"acc={_fmt(s['answers']['accuracy'])}")
-        parts.append(f"F1={_fmt(s['answers']['f1'])}")
-        parts.append(f"refuse={_fmt(s['abstention']['refusal_rate_unanswerable'])}")
+        parts.append(f"acc={fmt(s['answers']['accuracy'])}")
+        parts.append(f"F1={fmt(s['answers']['f1'])}")
+        parts.append(f"refuse={fmt(s['abstention']['refusal_rate_unanswerable'])}")
     return " ".join(parts)
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
+def fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
@@ -634,7 +634,7 @@ def format_table(result: dict) -> str:
     for group in ("retrieval", "answers", "citations", "abstention", "latency"):
         for name, value in result[group].items():
             digits = 1 if group == "latency" else 3
-            lines.append(f"  {group:<11} {name:<32} {_fmt(value, digits):>9}")
+            lines.append(f"  {group:<11} {name:<32} {fmt(value, digits):>9}")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from assistant import citations
 from assistant.config import Config
-from assistant.evaluation import _fmt, evaluate, load_set, replaying
+from assistant.evaluation import evaluate, fmt, load_set, replaying
 from assistant.generation import load_generator
 from assistant.rag import make_embedder
 
@@ -69,12 +69,12 @@ def main() -> None:
             a, ab = result["answers"], result["abstention"]
             lines.append(
                 f"{eval_set.name:11s} {name:17s} n={result['questions']:3d} "
-                f"accuracy={_fmt(a['accuracy'])} f1={_fmt(a['f1'])} "
-                f"cit_precision={_fmt(result['citations']['precision'])} "
-                f"refused_unanswerable={_fmt(ab['refusal_rate_unanswerable'])} "
-                f"refused_answerable={_fmt(ab['false_refusal_rate_answerable'])} "
+                f"accuracy={fmt(a['accuracy'])} f1={fmt(a['f1'])} "
+                f"cit_precision={fmt(result['citations']['precision'])} "
+                f"refused_unanswerable={fmt(ab['refusal_rate_unanswerable'])} "
+                f"refused_answerable={fmt(ab['false_refusal_rate_answerable'])} "
                 f"model_refused={model_refused:.3f} "
-                f"total_p50_s={_fmt(result['latency']['total_ms_p50'] / 1000, 1)}"
+                f"total_p50_s={fmt(result['latency']['total_ms_p50'] / 1000, 1)}"
             )
             print(lines[-1], flush=True)
     print("\n".join(["", *lines]))
