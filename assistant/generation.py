@@ -589,9 +589,9 @@ class LlamaCppGenerator:
             self._lock.release()
 
 
-# Whether the llama.cpp engine uses prompt-lookup decoding when cfg.prompt_lookup is on. On:
-# 1.58x faster decoding, same reply, on a RAG prompt with the machine near idle (load ~1.7).
-# With the 2 cores oversubscribed (load ~7) it was 4x slower instead, since drafts are checked
-# with logits_all=True, which also runs the 152k-word output layer over every prompt position
-# (see docs/GENERATION.md). transformers' prompt lookup doubled decoding speed in both runs.
-LLAMACPP_PROMPT_LOOKUP = True
+# Whether the llama.cpp engine uses prompt-lookup decoding when cfg.prompt_lookup is on. Off:
+# drafts are checked with logits_all=True, which runs the 152k-word output layer over every
+# prompt position, and RAG prompts are long. On a quiet machine, one 898-token RAG prompt and
+# an 80-token reply took 42.3 s with lookup and 35.8 s without, peak memory 3.12 vs 1.99 GB
+# (docs/GENERATION.md). transformers' prompt lookup needs no such thing and stays on.
+LLAMACPP_PROMPT_LOOKUP = False
