@@ -592,6 +592,6 @@ class LlamaCppGenerator:
 # Whether the llama.cpp engine uses prompt-lookup decoding when cfg.prompt_lookup is on. Off:
 # drafts are checked with logits_all=True, which runs the 152k-word output layer over every
 # prompt position, and RAG prompts are long. On a quiet machine, one 898-token RAG prompt and
-# an 80-token reply took 42.3 s with lookup and 35.8 s without, peak memory 3.12 vs 1.99 GB
+# a 396-character reply took 42.3 s with lookup and 35.8 s without, peak memory 3.12 vs 1.99 GB
 # (docs/GENERATION.md). transformers' prompt lookup needs no such thing and stays on.
 LLAMACPP_PROMPT_LOOKUP = False
