@@ -8,6 +8,10 @@ Layout of the index folder (txtai-style: a folder with a config beside its vecto
       v-.../passages.jsonl                one passage per line, in vector order
       v-.../vectors.faiss                 FAISS index (faiss.write_index; no pickle)
       .lock                               held by the build in progress
+      .assistant-index.json               marks the folder as ours; names the versions we wrote
+
+A build refuses a folder that holds anything else without that marker (it may be someone's
+files), and cleans up only the versions the marker names.
 
 Above `exact_limit` passages the vectors live in an HNSW graph. An update adds the new vectors
 to the existing graph instead of building it again (about 9 minutes at 1M vectors); the rows of
@@ -24,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +47,10 @@ log = logging.getLogger(__name__)
 FORMAT = "assistant-index v2"
 REBUILD_HINT = "rebuild it with: python -m assistant index"
 MAX_DEAD_SHARE = 0.1  # dead rows in an HNSW graph above this share of its rows: rebuild it
+MARKER = ".assistant-index.json"
+# Files a new, empty index folder may already hold (the repository's index/ has a README.md).
+PLACEHOLDERS = {"README.md", ".gitkeep", ".gitignore", ".lock", MARKER, MARKER + ".tmp"}
+_VERSION_NAME = re.compile(r"v-\d{8}T\d{6}-\d+-\d+")
 
 
 class IndexLoadError(RuntimeError):
@@ -50,6 +59,10 @@ class IndexLoadError(RuntimeError):
 
 class BuildBusyError(RuntimeError):
     """Another build holds the index lock."""
+
+
+class IndexFolderError(ValueError):
+    """The index folder cannot be used (someone else's files, or overlaps the seeds folder)."""
 
 
 @dataclass(frozen=True)
@@ -345,10 +358,12 @@ def build(
     The new version is written to a fresh folder and swapped in with an atomic rename of the
     `current` link, so a crash at any moment leaves the previous version whole.
     """
-    index_dir = Path(index_dir)
+    index_dir, seeds_dir = Path(index_dir), Path(seeds_dir)
+    check_index_folder(index_dir, seeds_dir)  # before the lock file is created in it
     with build_lock(index_dir, lock_wait_s):
+        _mark(index_dir)
         return _build_locked(
-            Path(seeds_dir),
+            seeds_dir,
             index_dir,
             embedder,
             settings,
@@ -356,6 +371,67 @@ def build(
             max_document_bytes,
             progress or (lambda f, m: None),
         )
+
+
+def check_index_folder(index_dir: Path, seeds_dir: Path) -> None:
+    """Raise IndexFolderError unless index_dir is new, empty, ours, and apart from seeds_dir."""
+    index, seeds = index_dir.resolve(), seeds_dir.resolve()
+    where = None
+    if index == seeds:
+        where = "is"
+    elif index.is_relative_to(seeds):
+        where = "is inside"
+    elif seeds.is_relative_to(index):
+        where = "contains"
+    if where:
+        raise IndexFolderError(
+            f"index folder {index_dir} {where} the seeds folder {seeds_dir}: "
+            "choose an index folder apart from the documents (--index or ASSISTANT_INDEX_DIR)"
+        )
+    if not index_dir.is_dir() or (index_dir / MARKER).is_file() or _legacy_version(index_dir):
+        return
+    foreign = sorted(p.name for p in index_dir.iterdir() if p.name not in PLACEHOLDERS)
+    if foreign:
+        raise IndexFolderError(
+            f"index folder {index_dir} holds files this assistant did not write "
+            f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
+            "choose a new or empty folder (--index or ASSISTANT_INDEX_DIR); nothing was changed"
+        )
+
+
+def _legacy_version(index_dir: Path) -> str | None:
+    """The version `current` names in a folder an earlier release built (no marker yet)."""
+    version = current_version(index_dir)
+    if version is None:
+        return None
+    try:
+        manifest = json.loads((version / "manifest.json").read_text("utf-8"))
+        link = os.readlink(index_dir / "current")  # ours is a link to a sibling folder
+    except (OSError, ValueError):
+        return None
+    ours = isinstance(manifest, dict) and str(manifest.get("format")).startswith("assistant-index")
+    return link if ours and link == version.name and _VERSION_NAME.fullmatch(link) else None
+
+
+def _recorded(index_dir: Path) -> list[str]:
+    """Version folders our builds created here (written, or begun and not yet cleaned up)."""
+    try:
+        names = json.loads((index_dir / MARKER).read_text("utf-8"))["versions"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [n for n in names if isinstance(n, str) and _VERSION_NAME.fullmatch(n)]
+
+
+def _mark(index_dir: Path, versions: list[str] | None = None) -> None:
+    """Write the marker; without versions, only if missing (adopting an earlier release's)."""
+    if versions is None:
+        if (index_dir / MARKER).is_file():
+            return
+        legacy = _legacy_version(index_dir)
+        versions = [legacy] if legacy else []
+    tmp = index_dir / (MARKER + ".tmp")
+    tmp.write_text(json.dumps({"format": FORMAT, "versions": versions}) + "\n", "utf-8")
+    os.replace(tmp, index_dir / MARKER)
 
 
 def _build_locked(seeds_dir, index_dir, embedder, settings, exact_limit, max_bytes, progress):
@@ -551,6 +627,7 @@ def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], faiss_i
     import faiss
 
     name = f"v-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-{time.monotonic_ns()}"
+    _mark(index_dir, [*_recorded(index_dir), name])  # recorded before it exists: a crash's debris
     tmp = index_dir / f".tmp-{name}"
     tmp.mkdir(parents=True)
     try:
@@ -589,12 +666,13 @@ def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], faiss_i
 
 
 def _remove_stale(index_dir: Path, keep: str) -> None:
-    """Delete old versions and leftovers of crashed builds (we hold the build lock)."""
-    for entry in index_dir.iterdir():
-        if entry.name == keep or entry.name in ("current", ".lock", "README.md"):
-            continue
-        if entry.name.startswith(("v-", ".tmp-v-", ".current-")):
-            if entry.is_symlink() or entry.is_file():
-                entry.unlink(missing_ok=True)
-            else:
-                shutil.rmtree(entry, ignore_errors=True)
+    """Delete the versions our builds wrote, but keep, and their crash leftovers (under lock)."""
+    old = set(_recorded(index_dir)) - {keep}
+    for entry in index_dir.glob(".current-*"):
+        if entry.is_symlink() and os.readlink(entry) in old | {keep}:
+            entry.unlink(missing_ok=True)
+    for name in old:
+        for path in (index_dir / name, index_dir / f".tmp-{name}"):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+    _mark(index_dir, [keep])

@@ -1,0 +1,108 @@
+"""Nothing lost, nothing leaked: the index folder, withdrawn documents, odd names and links."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fakes import HashingEmbedder
+
+from assistant import cli, rag, store
+from assistant.store import MARKER, ChunkerSettings, IndexFolderError, build
+
+SETTINGS = ChunkerSettings(chunk_tokens=40, chunk_overlap=5)
+
+
+def run_build(seeds: Path, index: Path, **kw):
+    return build(seeds, index, HashingEmbedder(), SETTINGS, **kw)
+
+
+def seeds_with(tmp_path: Path, files: dict[str, str]) -> Path:
+    seeds = tmp_path / "seeds"
+    for name, text in files.items():
+        (seeds / name).parent.mkdir(parents=True, exist_ok=True)
+        (seeds / name).write_text(text, encoding="utf-8")
+    return seeds
+
+
+@pytest.fixture()
+def fake_embedder(monkeypatch):
+    monkeypatch.setattr(rag, "make_embedder", lambda cfg: HashingEmbedder())
+
+
+def cli_index(seeds: Path, index: Path) -> int:
+    return cli.main(["index", "--seeds", str(seeds), "--index", str(index)])
+
+
+# --- 1. the index folder: only ours is written to, only what we wrote is removed ----------
+
+
+def test_index_into_someone_elses_folder_is_refused_and_nothing_is_lost(
+    tmp_path, fake_embedder, capsys
+):
+    seeds = seeds_with(tmp_path, {"a.txt": "Rubio met European leaders in Paris."})
+    mine = tmp_path / "mine"
+    (mine / "v-photos").mkdir(parents=True)
+    (mine / "v-photos" / "cat.jpg").write_bytes(b"\xff\xd8")
+    (mine / "v-notes.txt").write_text("x")
+    (mine / ".tmp-v-draft").mkdir()
+    before = sorted(p.relative_to(mine) for p in mine.rglob("*"))
+
+    assert cli_index(seeds, mine) == 1
+    out, err = capsys.readouterr()
+    assert err.count("error: ") == 1 and len(err.strip().splitlines()) == 1, err
+    assert "did not write" in err and "--index" in err and "Traceback" not in err
+    assert sorted(p.relative_to(mine) for p in mine.rglob("*")) == before  # no .lock either
+
+
+@pytest.mark.parametrize("where", ["same folder", "index inside seeds", "seeds inside index"])
+def test_index_folder_overlapping_the_seeds_folder_is_refused(tmp_path, where):
+    seeds = seeds_with(tmp_path, {"v-draft.txt": "A draft.", "b.txt": "Bee."})
+    index = {
+        "same folder": seeds,
+        "index inside seeds": seeds / "idx",
+        "seeds inside index": tmp_path,
+    }[where]
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(IndexFolderError, match="seeds folder"):
+        run_build(seeds, index)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_cleanup_removes_only_the_versions_our_builds_wrote(tmp_path):
+    seeds = seeds_with(tmp_path, {"a.txt": "First document."})
+    index = tmp_path / "index"
+    run_build(seeds, index)
+    first = store.current_version(index).name
+    # Things a person (or another program) put in our folder later, named like ours.
+    (index / "v-photos").mkdir()
+    (index / "v-notes.txt").write_text("x")
+    (index / ".tmp-v-mine").mkdir()
+    (index / ".current-7").symlink_to("v-photos")
+    (seeds / "b.txt").write_text("Second document.")
+    assert run_build(seeds, index).added == ["b.txt"]
+    names = {p.name for p in index.iterdir()}
+    assert {"v-photos", "v-notes.txt", ".tmp-v-mine", ".current-7"} <= names
+    assert first not in names and store.current_version(index).name in names
+    assert json.loads((index / MARKER).read_text())["versions"] == [
+        store.current_version(index).name
+    ]
+
+
+def test_index_built_before_the_marker_existed_keeps_working(tmp_path):
+    seeds = seeds_with(tmp_path, {"a.txt": "First document."})
+    index = tmp_path / "index"
+    run_build(seeds, index)
+    old = store.current_version(index).name
+    (index / MARKER).unlink()  # as the previous release left it
+    (seeds / "b.txt").write_text("Second document.")
+    assert run_build(seeds, index).added == ["b.txt"]
+    assert (index / MARKER).is_file() and not (index / old).exists()
+    # A folder holding only placeholders (the repository's index/ has a README.md) is empty.
+    placeholder = tmp_path / "repo-index"
+    placeholder.mkdir()
+    (placeholder / "README.md").write_text("Build output.")
+    (placeholder / ".gitkeep").write_text("")
+    assert run_build(seeds, placeholder).added == ["a.txt", "b.txt"]
+    assert (placeholder / "README.md").read_text() == "Build output."
