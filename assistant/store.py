@@ -81,6 +81,7 @@ class BuildReport:
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    removed_reasons: dict[str, str] = field(default_factory=dict)  # indexed before, now unreadable
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     passages: int = 0
@@ -121,6 +122,8 @@ class BuildReport:
                 f"passages: {self.passages} in index ({kind}), {self.embedded} embedded "
                 f"({self.passages_per_s:.1f} passages/s); build took {self.seconds:.1f} s"
             )
+        for doc_id, reason in sorted(self.removed_reasons.items()):
+            lines.append(f"removed {doc_id}: {reason}")
         for doc_id, reason in self.skipped:
             lines.append(f"skipped {doc_id}: {reason}")
         return "\n".join(lines)
@@ -469,6 +472,11 @@ def _build_locked(seeds_dir, index_dir, embedder, settings, exact_limit, max_byt
             todo.append(f)
     present = {f.id for f in files}
     report.removed = sorted(d for d in old_docs if d not in present)
+    scan_reasons = dict(report.skipped)
+    for doc_id in report.removed:
+        if doc_id in scan_reasons:  # still there, but now unreadable or not allowed
+            report.removed_reasons[doc_id] = scan_reasons[doc_id]
+            report.skipped.remove((doc_id, scan_reasons[doc_id]))
     report.unchanged = len(keep)
 
     if old is not None and not todo and not report.removed:
@@ -492,13 +500,15 @@ def _build_locked(seeds_dir, index_dir, embedder, settings, exact_limit, max_byt
             chunks = chunking.split(
                 doc, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap
             )
+            if not chunks:
+                raise IngestError("no text to index")
         except IngestError as e:
-            report.skipped.append((f.id, str(e)))
             skipped_now[f.id] = {"sha256": f.sha256, "reason": str(e)}
-            continue
-        if not chunks:
-            report.skipped.append((f.id, "no text to index"))
-            skipped_now[f.id] = {"sha256": f.sha256, "reason": "no text to index"}
+            if f.id in old_docs:  # it was served until now: withdrawing it is a change
+                report.removed.append(f.id)
+                report.removed_reasons[f.id] = str(e)
+            else:
+                report.skipped.append((f.id, str(e)))
             continue
         (report.changed if f.id in old_docs else report.added).append(f.id)
         new_docs[f.id] = {
@@ -529,6 +539,7 @@ def _build_locked(seeds_dir, index_dir, embedder, settings, exact_limit, max_byt
         dead_rows = []
     report.index_kind = index_kind(faiss_index)
     report.skipped.sort()
+    report.removed.sort()
     manifest = {
         "format": FORMAT,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

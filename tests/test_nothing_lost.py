@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes import HashingEmbedder
+from fakes import HashingEmbedder, ScriptedGenerator, seeded_config
 
 from assistant import cli, rag, store
+from assistant.rag import Assistant
 from assistant.store import MARKER, ChunkerSettings, IndexFolderError, build
 
 SETTINGS = ChunkerSettings(chunk_tokens=40, chunk_overlap=5)
@@ -106,3 +107,33 @@ def test_index_built_before_the_marker_existed_keeps_working(tmp_path):
     (placeholder / ".gitkeep").write_text("")
     assert run_build(seeds, placeholder).added == ["a.txt", "b.txt"]
     assert (placeholder / "README.md").read_text() == "Build output."
+
+
+# --- 2. a document that becomes unreadable is withdrawn, and the app reloads ---------------
+
+
+UNREADABLE = {
+    "emptied": (lambda p: p.write_bytes(b""), "empty file"),
+    "not UTF-8": (lambda p: p.write_bytes("z\xe9ppelin hangar".encode("latin-1")), "UTF-8"),
+    "too large": (lambda p: p.write_text("zeppelin hangar " * 400), "too large"),
+}
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE))
+def test_a_document_that_becomes_unreadable_is_withdrawn_from_the_running_app(tmp_path, case):
+    cfg = seeded_config(tmp_path, max_document_bytes=5000)
+    doc = cfg.seeds_dir / "zeppelin.txt"
+    doc.write_text("The zeppelin hangar stands in Friedrichshafen.")
+    assistant = Assistant(cfg, HashingEmbedder(), ScriptedGenerator("x"))
+    assistant.rebuild()
+    assert assistant.retrieve("zeppelin hangar", k=1)[0].chunk.doc_id == "zeppelin.txt"
+
+    change, reason = UNREADABLE[case]
+    change(doc)
+    report = assistant.rebuild()
+    assert report.changed_anything and report.removed == ["zeppelin.txt"]
+    assert "removed zeppelin.txt: " in report.summary() and reason in report.summary()
+    assert "1 removed" in report.summary() and "nothing changed" not in report.summary()
+    assert "zeppelin.txt" not in [d["id"] for d in assistant.documents()]
+    assert all(h.chunk.doc_id != "zeppelin.txt" for h in assistant.retrieve("zeppelin", k=5))
+    assert not assistant.rebuild().changed_anything  # and it stays withdrawn, quietly
