@@ -32,18 +32,34 @@ class SourceFile:
     size: int
 
 
-def scan(seeds_dir: Path) -> tuple[list[SourceFile], list[tuple[str, str]]]:
+def scan(
+    seeds_dir: Path, follow_external_links: bool = False
+) -> tuple[list[SourceFile], list[tuple[str, str]]]:
     """List document files under seeds_dir, sorted by id; also (id, reason) for skipped files.
 
-    Hidden and temporary files are ignored silently; symlinked folders are followed once
-    (a loop is cut where it closes); unreadable files and unsupported types are reported.
+    Hidden and temporary files are ignored silently; symlinks inside the seeds folder are
+    followed once (a loop is cut where it closes); links out of it only if
+    follow_external_links; unreadable files, unsupported types and names that are not valid
+    UTF-8 are reported.
     """
     seeds_dir = Path(seeds_dir)
     if not seeds_dir.is_dir():
         raise IngestError(f"seeds folder {seeds_dir} does not exist: create it and add documents")
+    base = os.path.realpath(seeds_dir)
     files: list[SourceFile] = []
     skipped: list[tuple[str, str]] = []
     seen_dirs: set[str] = set()
+
+    def refused(path: Path, name: str, kind: str) -> str | None:
+        """Why a file or folder found by the walk is not read, or None to read it."""
+        if not _is_utf8(name):
+            return f"{kind} name is not valid UTF-8; rename it"
+        if not follow_external_links and os.path.islink(path):
+            target = os.path.realpath(path)
+            if os.path.commonpath([base, target]) != base:
+                return "link points outside the seeds folder"
+        return None
+
     for root, dirs, names in os.walk(seeds_dir, followlinks=True):
         real = os.path.realpath(root)
         if real in seen_dirs:
@@ -51,13 +67,26 @@ def scan(seeds_dir: Path) -> tuple[list[SourceFile], list[tuple[str, str]]]:
             skipped.append((_rel(Path(root), seeds_dir) + "/", "symlink loop: folder already read"))
             continue
         seen_dirs.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        keep = []
+        for d in sorted(dirs):
+            if d.startswith("."):
+                continue
+            reason = refused(Path(root) / d, d, "folder")
+            if reason:
+                skipped.append((_rel(Path(root) / d, seeds_dir) + "/", reason))
+            else:
+                keep.append(d)
+        dirs[:] = keep
         for name in sorted(names):
             if name.startswith((".", "~$")) or name.endswith(_TEMP_SUFFIXES):
                 continue
             path = Path(root) / name
             doc_id = _rel(path, seeds_dir)
             if name == "README.md" and path.parent == seeds_dir:
+                continue
+            reason = refused(path, name, "file")
+            if reason:
+                skipped.append((doc_id, reason))
                 continue
             if path.suffix.lower() not in SUFFIXES:
                 skipped.append((doc_id, f"unsupported type {path.suffix or '(none)'}"))
@@ -72,8 +101,18 @@ def scan(seeds_dir: Path) -> tuple[list[SourceFile], list[tuple[str, str]]]:
     return files, skipped
 
 
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")  # undecodable bytes arrive from os.walk as lone surrogates
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _rel(path: Path, base: Path) -> str:
-    return path.relative_to(base).as_posix()
+    """The id of a path below base; bytes that are not UTF-8 shown escaped (caf\\xe9.txt)."""
+    rel = path.relative_to(base).as_posix()
+    return rel if _is_utf8(rel) else os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
 def read_document(source: SourceFile, max_bytes: int = 20_000_000) -> Document:

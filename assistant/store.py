@@ -355,6 +355,7 @@ def build(
     max_document_bytes: int = 20_000_000,
     progress: Callable[[float, str], None] | None = None,
     lock_wait_s: float = 0.0,
+    follow_external_links: bool = False,
 ) -> BuildReport:
     """Bring index_dir up to date with seeds_dir, re-embedding only new or changed documents.
 
@@ -373,6 +374,7 @@ def build(
             exact_limit,
             max_document_bytes,
             progress or (lambda f, m: None),
+            follow_external_links,
         )
 
 
@@ -437,11 +439,13 @@ def _mark(index_dir: Path, versions: list[str] | None = None) -> None:
     os.replace(tmp, index_dir / MARKER)
 
 
-def _build_locked(seeds_dir, index_dir, embedder, settings, exact_limit, max_bytes, progress):
+def _build_locked(
+    seeds_dir, index_dir, embedder, settings, exact_limit, max_bytes, progress, follow_links
+):
     started = time.perf_counter()
     report = BuildReport()
     progress(0.0, "scanning documents")
-    files, report.skipped = scan(seeds_dir)
+    files, report.skipped = scan(seeds_dir, follow_external_links=follow_links)
 
     old: Index | None = None
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from fakes import HashingEmbedder, ScriptedGenerator, seeded_config
 
 from assistant import cli, rag, store
 from assistant.rag import Assistant
-from assistant.store import MARKER, ChunkerSettings, IndexFolderError, build
+from assistant.store import MARKER, ChunkerSettings, Index, IndexFolderError, build
 
 SETTINGS = ChunkerSettings(chunk_tokens=40, chunk_overlap=5)
 
@@ -112,10 +113,18 @@ def test_index_built_before_the_marker_existed_keeps_working(tmp_path):
 # --- 2. a document that becomes unreadable is withdrawn, and the app reloads ---------------
 
 
+def _link_out(path: Path) -> None:
+    outside = path.parent.parent / "outside.txt"
+    outside.write_text("The zeppelin hangar stands in Friedrichshafen.")
+    path.unlink()
+    path.symlink_to(outside)
+
+
 UNREADABLE = {
     "emptied": (lambda p: p.write_bytes(b""), "empty file"),
     "not UTF-8": (lambda p: p.write_bytes("z\xe9ppelin hangar".encode("latin-1")), "UTF-8"),
     "too large": (lambda p: p.write_text("zeppelin hangar " * 400), "too large"),
+    "link out of seeds": (_link_out, "link points outside the seeds folder"),
 }
 
 
@@ -137,3 +146,52 @@ def test_a_document_that_becomes_unreadable_is_withdrawn_from_the_running_app(tm
     assert "zeppelin.txt" not in [d["id"] for d in assistant.documents()]
     assert all(h.chunk.doc_id != "zeppelin.txt" for h in assistant.retrieve("zeppelin", k=5))
     assert not assistant.rebuild().changed_anything  # and it stays withdrawn, quietly
+
+
+# --- 3. a file or folder name that is not UTF-8 is skipped and named ----------------------
+
+
+def test_names_that_are_not_utf8_are_skipped_and_named_and_the_rest_indexed(
+    tmp_path, fake_embedder, capsys
+):
+    seeds = seeds_with(tmp_path, {"good.txt": "Rubio met European leaders in Paris."})
+    raw = os.fsencode(seeds)
+    try:
+        with open(raw + b"/caf\xe9.txt", "wb") as fh:
+            fh.write(b"Latin-1 name.")
+        os.mkdir(raw + b"/dossier-\xe9")
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    with open(raw + b"/dossier-\xe9/inside.txt", "wb") as fh:
+        fh.write(b"In a folder with a Latin-1 name.")
+    index = tmp_path / "index"
+    for _ in range(2):  # the second run reads the manifest the first one wrote
+        assert cli_index(seeds, index) == 0
+        out, err = capsys.readouterr()
+        assert "skipped caf\\xe9.txt: file name is not valid UTF-8; rename it" in out, err
+        assert "skipped dossier-\\xe9/: folder name is not valid UTF-8; rename it" in out
+    assert [d["id"] for d in Index.load(index).documents()] == ["good.txt"]
+
+
+# --- 4. links out of the seeds folder are not followed unless allowed ----------------------
+
+
+def test_links_out_of_the_seeds_folder_are_reported_not_followed(tmp_path):
+    seeds = seeds_with(tmp_path, {"sub/real.txt": "Inside the seeds folder."})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd.txt").write_text("root:x:0:0:secret password line")
+    (seeds / "passwd.txt").symlink_to(outside / "passwd.txt")
+    (seeds / "elsewhere").symlink_to(outside, target_is_directory=True)
+    (seeds / "alias.txt").symlink_to(seeds / "sub" / "real.txt")  # inside: followed
+
+    report = run_build(seeds, tmp_path / "index")
+    assert report.added == ["alias.txt", "sub/real.txt"]
+    assert dict(report.skipped) == {
+        "passwd.txt": "link points outside the seeds folder",
+        "elsewhere/": "link points outside the seeds folder",
+    }
+    assert not any("secret" in c.text for c in Index.load(tmp_path / "index").chunks)
+
+    report = run_build(seeds, tmp_path / "index", follow_external_links=True)
+    assert report.added == ["elsewhere/passwd.txt", "passwd.txt"] and not report.skipped
