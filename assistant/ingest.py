@@ -115,17 +115,34 @@ def _rel(path: Path, base: Path) -> str:
     return rel if _is_utf8(rel) else os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
-def read_document(source: SourceFile, max_bytes: int = 20_000_000) -> Document:
-    """Parse one file into a Document, or raise IngestError with the reason it was skipped."""
-    if source.size > max_bytes:
-        raise IngestError(
-            f"too large ({source.size / 1e6:.1f} MB > {max_bytes / 1e6:.0f} MB limit; "
-            "raise ASSISTANT_MAX_DOCUMENT_BYTES to index it)"
-        )
+def read_bytes(source: SourceFile, max_bytes: int = 20_000_000) -> bytes:
+    """The file's bytes as they are now, or IngestError if unreadable or above max_bytes."""
     try:
-        data = source.path.read_bytes()
+        with open(source.path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            data = fh.read(max_bytes + 1) if size <= max_bytes else b""
     except OSError as e:
         raise IngestError(f"cannot read: {e.strerror or e}") from None
+    if size > max_bytes or len(data) > max_bytes:
+        _too_large(max(size, len(data)), max_bytes)
+    return data
+
+
+def _too_large(size: int, max_bytes: int) -> None:
+    raise IngestError(
+        f"too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.0f} MB limit; "
+        "raise ASSISTANT_MAX_DOCUMENT_BYTES to index it)"
+    )
+
+
+def read_document(
+    source: SourceFile, max_bytes: int = 20_000_000, data: bytes | None = None
+) -> Document:
+    """Parse one file (or data, its bytes already read) into a Document, or raise IngestError."""
+    if data is None:
+        data = read_bytes(source, max_bytes)
+    if len(data) > max_bytes:
+        _too_large(len(data), max_bytes)
     suffix = source.path.suffix.lower()
     fallback_title = _title_from_name(source.path)
     if suffix == ".pdf":

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import chunking
 from .embedding import Embedder
-from .ingest import IngestError, read_document, scan
+from .ingest import IngestError, read_bytes, read_document, scan
 from .schema import Chunk
 
 log = logging.getLogger(__name__)
@@ -500,7 +500,10 @@ def _build_locked(
     for i, f in enumerate(todo):
         progress(0.05 + 0.15 * i / max(len(todo), 1), f"reading {f.id}")
         try:
-            doc = read_document(f, max_bytes)
+            # Hash the bytes that are parsed: the file may have changed since the scan.
+            data = read_bytes(f, max_bytes)
+            f = dataclasses.replace(f, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+            doc = read_document(f, max_bytes, data)
             chunks = chunking.split(
                 doc, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap
             )

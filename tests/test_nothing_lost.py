@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -195,3 +196,40 @@ def test_links_out_of_the_seeds_folder_are_reported_not_followed(tmp_path):
 
     report = run_build(seeds, tmp_path / "index", follow_external_links=True)
     assert report.added == ["elsewhere/passwd.txt", "passwd.txt"] and not report.skipped
+
+
+# --- 5. the hash recorded is of the bytes that were indexed -------------------------------
+
+
+def test_a_file_edited_between_scan_and_read_is_recorded_as_read(tmp_path, monkeypatch):
+    seeds = seeds_with(tmp_path, {"a.txt": "The old text about ceasefire talks."})
+    new = b"The new text about rare earth metals."
+    scan = store.scan
+
+    def scan_then_edit(*args, **kwargs):
+        found = scan(*args, **kwargs)
+        (seeds / "a.txt").write_bytes(new)  # someone saves the file right after the scan
+        return found
+
+    monkeypatch.setattr(store, "scan", scan_then_edit)
+    run_build(seeds, tmp_path / "index")
+    monkeypatch.undo()
+    index = Index.load(tmp_path / "index")
+    assert index.manifest["documents"]["a.txt"]["sha256"] == hashlib.sha256(new).hexdigest()
+    assert " ".join(c.text for c in index.chunks) == new.decode()
+    assert not run_build(seeds, tmp_path / "index").changed_anything
+
+
+def test_a_file_grown_past_the_limit_after_the_scan_is_not_indexed(tmp_path, monkeypatch):
+    seeds = seeds_with(tmp_path, {"a.txt": "Small.", "b.txt": "Bee."})
+    scan = store.scan
+
+    def scan_then_grow(*args, **kwargs):
+        found = scan(*args, **kwargs)
+        (seeds / "a.txt").write_text("grown " * 1000)
+        return found
+
+    monkeypatch.setattr(store, "scan", scan_then_grow)
+    report = run_build(seeds, tmp_path / "index", max_document_bytes=1000)
+    assert report.added == ["b.txt"] and "too large" in dict(report.skipped)["a.txt"]
+    assert [d["id"] for d in Index.load(tmp_path / "index").documents()] == ["b.txt"]
