@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .config import Config, ConfigError
+from .ingest import printable
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (ConfigError, RuntimeError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(str(e))}", file=sys.stderr)
         return 1
 
 
@@ -87,12 +88,17 @@ def cmd_index(cfg: Config, args: argparse.Namespace) -> int:
     from .rag import build_index
 
     report = build_index(cfg, progress=_print_progress, lock_wait_s=args.wait)
-    print(report.summary())
+    print(_printable_lines(report.summary()))
     return 0
 
 
 def _print_progress(fraction: float, message: str) -> None:
-    print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+    print(f"[{fraction:4.0%}] {printable(message)}", file=sys.stderr, flush=True)
+
+
+def _printable_lines(text: str) -> str:
+    """text with each line's control characters escaped (a file name may hold any)."""
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def cmd_ask(cfg: Config, args: argparse.Namespace) -> int:
@@ -106,7 +112,7 @@ def cmd_ask(cfg: Config, args: argparse.Namespace) -> int:
     print(answer.text)
     for c in answer.citations:
         mark = "" if c.supported else "  (not supported by this passage)"
-        print(f'  [{c.n}] {c.doc_id}: "{c.quote}"{mark}')
+        print(f'  [{c.n}] {printable(c.doc_id)}: "{c.quote}"{mark}')
     t = answer.timings
     print(f"({t.get('total_ms', 0) / 1000:.1f} s)", file=sys.stderr)
     return 0

@@ -7,6 +7,7 @@ import html
 import logging
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,20 @@ def _rel(path: Path, base: Path) -> str:
     """The id of a path below base; bytes that are not UTF-8 shown escaped (caf\\xe9.txt)."""
     rel = path.relative_to(base).as_posix()
     return rel if _is_utf8(rel) else os.fsencode(rel).decode("utf-8", "backslashreplace")
+
+
+# Control, format (bidi overrides), surrogate, private, unassigned, line/paragraph separators.
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def printable(text: str) -> str:
+    """text with control and other unprintable characters escaped (\\x1b), safe to print."""
+    return "".join(
+        c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        if unicodedata.category(c) in _UNPRINTABLE
+        else c
+        for c in text
+    )
 
 
 def read_bytes(source: SourceFile, max_bytes: int = 20_000_000) -> bytes:

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import chunking
 from .embedding import Embedder
-from .ingest import IngestError, read_bytes, read_document, scan
+from .ingest import IngestError, printable, read_bytes, read_document, scan
 from .schema import Chunk
 
 log = logging.getLogger(__name__)
@@ -123,9 +123,9 @@ class BuildReport:
                 f"({self.passages_per_s:.1f} passages/s); build took {self.seconds:.1f} s"
             )
         for doc_id, reason in sorted(self.removed_reasons.items()):
-            lines.append(f"removed {doc_id}: {reason}")
+            lines.append(f"removed {printable(doc_id)}: {reason}")
         for doc_id, reason in self.skipped:
-            lines.append(f"skipped {doc_id}: {reason}")
+            lines.append(f"skipped {printable(doc_id)}: {reason}")
         return "\n".join(lines)
 
 
@@ -498,7 +498,7 @@ def _build_locked(
         embedder.count_tokens("warm up")  # load the model outside the timed part
     embed_started = time.perf_counter()
     for i, f in enumerate(todo):
-        progress(0.05 + 0.15 * i / max(len(todo), 1), f"reading {f.id}")
+        progress(0.05 + 0.15 * i / max(len(todo), 1), f"reading {printable(f.id)}")
         try:
             # Hash the bytes that are parsed: the file may have changed since the scan.
             data = read_bytes(f, max_bytes)

@@ -233,3 +233,21 @@ def test_a_file_grown_past_the_limit_after_the_scan_is_not_indexed(tmp_path, mon
     report = run_build(seeds, tmp_path / "index", max_document_bytes=1000)
     assert report.added == ["b.txt"] and "too large" in dict(report.skipped)["a.txt"]
     assert [d["id"] for d in Index.load(tmp_path / "index").documents()] == ["b.txt"]
+
+
+# --- 6. names with terminal escape codes are printed escaped ------------------------------
+
+
+def test_names_with_terminal_escapes_are_printed_escaped(tmp_path, fake_embedder, capsys):
+    name = "\x1b]0;pwned\x07.txt"
+    seeds = seeds_with(tmp_path, {name: "Rubio met European leaders in Paris.", "\x1b[2J.md": ""})
+    index = tmp_path / "index"
+    assert cli_index(seeds, index) == 0
+    out, err = capsys.readouterr()
+    assert "reading \\x1b]0;pwned\\x07.txt" in err
+    assert "skipped \\x1b[2J.md: empty file" in out
+    (seeds / name).write_text("")
+    assert cli_index(seeds, index) == 0
+    out, err = capsys.readouterr()
+    assert "removed \\x1b]0;pwned\\x07.txt: empty file" in out
+    assert not any(c in out + err for c in "\x1b\x07")
