@@ -145,8 +145,21 @@ def answer_to_json(answer) -> dict:
         ],
         "timings": {
             k: answer.timings.get(k)
-            for k in ("retrieval_ms", "first_token_ms", "total_ms", "tokens_per_s")
+            for k in ("retrieval_ms", "evidence_ms", "first_token_ms", "total_ms", "tokens_per_s")
         },
+        "evidence": [
+            {
+                "n": u.n,
+                "passage": u.passage,
+                "doc_id": u.doc_id,
+                "text": u.text,
+                "start": u.start,
+                "end": u.end,
+                "similarity": u.similarity,
+            }
+            for u in answer.evidence
+        ],
+        "decision": answer.decision,
     }
 
 

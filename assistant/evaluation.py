@@ -307,6 +307,10 @@ ANSWER_FIELDS = (
     "keyword_weight",
     "rrf_k",
     "min_relevance",
+    "evidence_units",
+    "evidence_words",
+    "answer_threshold",
+    "system_prompt",
     "generator",
     "engine",
     "max_new_tokens",
@@ -333,11 +337,6 @@ def code_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def prompt_text() -> list[str]:
-    """The prompt's parts as the code holds them now (benchmarks/prompts.py swaps them)."""
-    return [citations.SYSTEM_PROMPT, citations.INSTRUCTION, citations.RETRY_INSTRUCTION]
-
-
 def cache_paths(
     eval_set: EvalSet, cfg: Config, embedder_id: str, generator_name: str, retrieval_only: bool
 ) -> tuple[Path, Path]:
@@ -354,7 +353,6 @@ def cache_paths(
         "depth": RETRIEVAL_DEPTH,
         "settings": settings_key(cfg, embedder_id, *INDEX_FIELDS, *ANSWER_FIELDS),
         "generator": None if retrieval_only else generator_name,
-        "prompt": None if retrieval_only else prompt_text(),
         "code": code_hash(),
     }
     run_id = hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
@@ -411,19 +409,47 @@ class ReplayGenerator:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
-    def stream(self, messages, max_new_tokens: int = 256, stop=None):
-        blob = json.dumps([self.name, messages, max_new_tokens], ensure_ascii=False)
+    def stream(
+        self, messages, max_new_tokens: int = 256, stop=None, prefix="", options=(), pick=None
+    ):
+        request = [self.name, messages, max_new_tokens]
+        if pick is not None or prefix:
+            request += [prefix, list(options)]
+        blob = json.dumps(request, ensure_ascii=False)
         key = hashlib.sha256(blob.encode()).hexdigest()
         entry = self.entries.get(key)
-        if entry is not None:
+        if entry is not None and pick is None:
             self.replayed.append(entry)
             self.last_reply = "".join(entry["pieces"])
             yield from entry["pieces"]
             return
+        if entry is not None:
+            # A pointing request keeps the option probabilities and one reply per option picked.
+            choice = pick(entry["probs"])
+            made = entry["replies"].get(choice or "")
+            if choice is None or made is not None:
+                made = made or {"pieces": [], "first_token_ms": entry["probs_ms"]}
+                self.replayed.append({"total_ms": entry["probs_ms"], **made})
+                self.last_reply = "".join(made["pieces"])
+                if choice is not None:
+                    yield from made["pieces"]
+                return
         started = time.perf_counter()
         pieces: list[str] = []
         first_ms = None
-        for piece in self.inner.stream(messages, max_new_tokens, stop=stop):
+        seen: dict = {}
+
+        def capture(probs):
+            seen["probs"], seen["ms"] = probs, (time.perf_counter() - started) * 1000
+            return pick(probs)
+
+        for piece in self.inner.stream(
+            messages,
+            max_new_tokens,
+            stop=stop,
+            prefix=prefix,
+            **({"options": options, "pick": capture} if pick else {}),
+        ):
             if first_ms is None:
                 first_ms = (time.perf_counter() - started) * 1000
             pieces.append(piece)
@@ -432,7 +458,15 @@ class ReplayGenerator:
         if stop is not None and stop.is_set():
             return  # a cut-off reply is not the model's answer
         total_ms = (time.perf_counter() - started) * 1000
-        entry = {"key": key, "pieces": pieces, "first_token_ms": first_ms, "total_ms": total_ms}
+        made = {"pieces": pieces, "first_token_ms": first_ms, "total_ms": total_ms}
+        if pick is None:
+            entry = {"key": key, **made}
+        else:
+            entry = entry or {"key": key, "probs": seen["probs"], "probs_ms": seen["ms"]}
+            if pieces:
+                entry["replies"] = {**entry.get("replies", {}), pieces[0]: made}
+            else:
+                entry.setdefault("replies", {})
         self.entries[key] = entry
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as out:
@@ -473,7 +507,7 @@ def run_question(assistant, q: Question, retrieval_only: bool) -> dict:
         query = answer.standalone_question or q.question
         timings = {
             k: answer.timings.get(k)
-            for k in ("retrieval_ms", "first_token_ms", "total_ms", "tokens_per_s")
+            for k in ("retrieval_ms", "evidence_ms", "first_token_ms", "total_ms", "tokens_per_s")
         }
         if replay is not None and replay.replayed:
             timings = _add_replayed_time(timings, replay.replayed)
@@ -485,6 +519,19 @@ def run_question(assistant, q: Question, retrieval_only: bool) -> dict:
             abstained=bool(answer.abstained),
             citations=[_citation_row(c, answer.passages) for c in answer.citations],
             timings=timings,
+            decision=answer.decision,
+            evidence=[
+                {
+                    "n": u.n,
+                    "passage": u.passage,
+                    "doc_id": u.doc_id,
+                    "text": u.text,
+                    "date": u.date,
+                    "similarity": u.similarity,
+                    "context": f"{answer.passages[u.passage - 1].chunk.title} {u.date}",
+                }
+                for u in answer.evidence
+            ],
         )
     started = time.perf_counter()
     hits = assistant.retrieve(query, k=RETRIEVAL_DEPTH)

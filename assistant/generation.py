@@ -20,9 +20,11 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from assistant.config import Config
 
@@ -39,6 +41,11 @@ CONVERTED_FORMAT = "generation-converted v1"
 LOOKUP_TOKENS = 10
 
 
+# Given the probability (over the whole vocabulary) of each option at the reply's first
+# position, the option to write there, or None to end the reply before it.
+Pick = Callable[[dict[str, float]], str | None]
+
+
 class Generator(Protocol):
     """A local chat model that streams greedy replies."""
 
@@ -49,8 +56,17 @@ class Generator(Protocol):
         messages: list[dict[str, str]],
         max_new_tokens: int = 256,
         stop: threading.Event | None = None,
+        prefix: str = "",
+        options: Sequence[str] = (),
+        pick: Pick | None = None,
     ) -> Iterator[str]:
-        """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early."""
+        """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early.
+
+        With `prefix`, the reply is continued from that text (not yielded). With `pick`, the
+        model's next-token probabilities of `options` (single tokens) are read in the same pass
+        that processes the prompt, `pick` chooses one, and the reply continues from it (the
+        option is yielded first); when `pick` returns None the reply ends there, empty.
+        """
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -214,6 +230,24 @@ def _resolve_model(cfg: Config) -> tuple[str, str, bool]:
     return spec, spec.rsplit("/", 1)[-1].lower(), False
 
 
+def option_probabilities(logits: np.ndarray, ids: Sequence[int], options: Sequence[str]):
+    """Softmax over the whole vocabulary, read at the options' token ids."""
+    logits = np.asarray(logits, dtype=np.float64)
+    top = logits.max()
+    total = np.exp(logits - top).sum()
+    return {o: float(np.exp(logits[i] - top) / total) for o, i in zip(options, ids)}
+
+
+def _option_ids(tokenize: Callable[[str], list[int]], options: Sequence[str]) -> list[int]:
+    ids = []
+    for option in options:
+        tokens = tokenize(option)
+        if len(tokens) != 1:
+            raise GeneratorError(f"option {option!r} is not one token of the model")
+        ids.append(tokens[0])
+    return ids
+
+
 def _check_context(prompt_tokens: int, limit: int, name: str) -> None:
     if prompt_tokens >= limit:
         raise GeneratorError(
@@ -271,14 +305,40 @@ class TransformersGenerator:
         messages: list[dict[str, str]],
         max_new_tokens: int = 256,
         stop: threading.Event | None = None,
+        prefix: str = "",
+        options: Sequence[str] = (),
+        pick: Pick | None = None,
     ) -> Iterator[str]:
         """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early."""
+        text = self.tokenizer.apply_chat_template(
+            _plain(messages), add_generation_prompt=True, tokenize=False
+        )
+        ids = self.tokenizer(text + prefix, add_special_tokens=False)["input_ids"]
+        _check_context(len(ids), self.context, self.name)
+        if pick is not None:
+            import torch
+
+            option_ids = _option_ids(
+                lambda t: self.tokenizer(t, add_special_tokens=False)["input_ids"], options
+            )
+            # A forward pass of its own: transformers keeps no cache between calls, so the
+            # prompt is processed again by generate() below (llama.cpp reuses it).
+            with self._lock, torch.inference_mode():
+                logits = self.model(torch.tensor([ids])).logits[0, -1].float().numpy()
+            choice = pick(option_probabilities(logits, option_ids, options))
+            if choice is None:
+                return
+            yield choice
+            ids = ids + [option_ids[list(options).index(choice)]]
+        yield from self._generate(ids, max_new_tokens, stop)
+
+    def _generate(
+        self, ids: list[int], max_new_tokens: int, stop: threading.Event | None
+    ) -> Iterator[str]:
+        import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-        input_ids = self.tokenizer.apply_chat_template(
-            _plain(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )["input_ids"]
-        _check_context(input_ids.shape[1], self.context, self.name)
+        input_ids = torch.tensor([ids])
         max_new_tokens = max(1, min(max_new_tokens, self.context - input_ids.shape[1]))
         ended = threading.Event()  # set when the caller stops or walks away from the stream
 
@@ -509,6 +569,7 @@ class LlamaCppGenerator:
         self.llama = llama
         self.name = name
         self.context = int(llama.n_ctx())
+        self._template: Any = None  # the model's chat template, for replies with a prefix
         # A Llama object holds one KV cache and is not thread-safe: one request at a time.
         self._lock = threading.Lock()
 
@@ -556,6 +617,9 @@ class LlamaCppGenerator:
         messages: list[dict[str, str]],
         max_new_tokens: int = 256,
         stop: threading.Event | None = None,
+        prefix: str = "",
+        options: Sequence[str] = (),
+        pick: Pick | None = None,
     ) -> Iterator[str]:
         """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early."""
         messages = _plain(messages)
@@ -564,8 +628,23 @@ class LlamaCppGenerator:
             if stop is not None and stop.is_set():
                 return
         try:
-            chunks = self.llama.create_chat_completion(
-                messages=messages,
+            tokens = self._prompt_tokens(messages, prefix)
+            _check_context(len(tokens) + 1, self.context, self.name)
+            if pick is not None:
+                option_ids = _option_ids(
+                    lambda t: self.llama.tokenize(t.encode(), add_bos=False, special=False),
+                    options,
+                )
+                choice = pick(option_probabilities(self._next_logits(tokens), option_ids, options))
+                if choice is None:
+                    return
+                yield choice
+                tokens.append(option_ids[list(options).index(choice)])
+            # A token list goes in as is (no BOS added); llama.cpp reuses the KV cache of the
+            # longest prefix it shares with the previous request, so the tokens just read by
+            # _next_logits are not processed again.
+            chunks = self.llama.create_completion(
+                prompt=tokens,
                 stream=True,
                 max_tokens=max_new_tokens,
                 temperature=0.0,
@@ -576,7 +655,7 @@ class LlamaCppGenerator:
                 for chunk in chunks:
                     if stop is not None and stop.is_set():
                         break
-                    piece = chunk["choices"][0]["delta"].get("content")
+                    piece = chunk["choices"][0]["text"]
                     if piece:
                         yield piece
             except ValueError as e:  # "Requested tokens (n) exceed context window of m"
@@ -587,6 +666,37 @@ class LlamaCppGenerator:
                 chunks.close()
         finally:
             self._lock.release()
+
+    def _prompt_tokens(self, messages: list[dict[str, str]], prefix: str) -> list[int]:
+        """The chat template applied to messages, the reply's prefix appended, tokenised."""
+        if self._template is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            model = self.llama._model
+            eos, bos = self.llama.token_eos(), self.llama.token_bos()
+            self._template = Jinja2ChatFormatter(
+                template=self.llama.metadata["tokenizer.chat_template"],
+                eos_token=model.token_get_text(eos) if eos != -1 else "",
+                bos_token=model.token_get_text(bos) if bos != -1 else "",
+            )
+        text = self._template(messages=messages).prompt + prefix
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def _next_logits(self, tokens: list[int]) -> np.ndarray:
+        """The logits after `tokens`, reusing the KV cache of the prefix shared with the last."""
+        llama = self.llama
+        shared = 0
+        for a, b in zip(llama._input_ids, tokens[:-1]):  # the last token is always evaluated
+            if a != b:
+                break
+            shared += 1
+        if shared and llama._ctx.kv_cache_seq_rm(-1, shared, -1):
+            llama.n_tokens = shared
+        else:
+            llama.reset()
+            shared = 0
+        llama.eval(tokens[shared:])
+        return np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).copy()
 
 
 # Whether the llama.cpp engine uses prompt-lookup decoding when cfg.prompt_lookup is on. Off:

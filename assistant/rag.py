@@ -9,19 +9,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
+from . import decision, evidence
 from .citations import (
+    MARKER,
     REFUSAL,
     SupportChecker,
     adds_information,
-    build_messages,
+    evidence_messages,
     is_refusal,
-    only_markers,
-    strip_unknown_markers,
+    sentences_of,
 )
 from .config import Config
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .retrieval import Retriever, keywords
-from .schema import Answer, Hit
+from .schema import Answer, Citation, Evidence, Hit, Sentence
 from .store import BuildReport, ChunkerSettings, Index, IndexLoadError, build
 
 log = logging.getLogger(__name__)
@@ -232,41 +233,104 @@ class Assistant:
         if self.generator is None:
             raise RuntimeError("no language model loaded: Assistant.from_config(cfg) loads one")
 
-        text, n_tokens, first = "", 0, None
-        for retry in (False, True):
-            # A reply of bare markers ("[1]") says which passage but not what: ask once more,
-            # for full sentences. It happened on 2-5% of questions in the shared eval sets.
-            messages = build_messages(standalone, hits, full_sentences=retry)
-            text = ""
-            for piece in self.generator.stream(messages, self.cfg.max_new_tokens, stop=stop):
-                if first is None:
-                    first = time.perf_counter()
-                    timings["first_token_ms"] = _ms(started)
-                text += piece
-                n_tokens += 1
-                yield _replace(base, text=strip_unknown_markers(text, len(hits)), timings=timings)
-            if not only_markers(text) or (stop and stop.is_set()):
-                break
-            timings["retried"] = 1
-        if first is not None:
-            gen_s = time.perf_counter() - first
-            timings["tokens_per_s"] = round(n_tokens / gen_s, 2) if gen_s > 0 else 0.0
-        yield self._finish(base, text, timings, started)
-
-    def _finish(self, base: Answer, raw: str, timings: dict, started: float) -> Answer:
-        question = base.standalone_question or base.question
-        text, sentences, citations = self.checker.check(raw, base.passages, question)
-        supported = [
-            s for s in sentences if s.supported and s.markers and adds_information(s.text, question)
-        ]
-        if not supported or (is_refusal(text) and len(supported) < len(sentences) / 2):
-            note = " The closest passages are listed below."
-            if raw.strip() and not is_refusal(raw):
-                log.info("abstained: no sentence of the reply is supported: %r", raw)
-            return _final(base, REFUSAL + note, True, timings, started)
-        return _final(
-            _replace(base, sentences=sentences, citations=citations), text, False, timings, started
+        units = evidence.select(
+            standalone,
+            hits,
+            self.embedder.embed,
+            limit=self.cfg.evidence_units,
+            max_words=self.cfg.evidence_words,
         )
+        timings["evidence_ms"] = _ms(started)
+        base = _replace(base, evidence=tuple(units))
+        if not units:
+            yield _final(base, REFUSAL, True, timings, started)
+            return
+        yield _replace(base, timings=dict(timings))  # the evidence, before the model starts
+
+        # The model points first: its probabilities for "0".."n" after "[" are read in the
+        # pass that processes the prompt, the decision picks the unit (or refuses), and the
+        # model writes the answer after the picked number.
+        contexts = [f"{hits[u.passage - 1].chunk.title} {u.date}" for u in units]
+        decided: dict = {}
+
+        def choose(probs: dict[str, float]) -> str | None:
+            unit, features, p = decision.pick(standalone, units, contexts, probs)
+            decided.update(unit=unit, features=features, probability=p, probs=probs)
+            return str(unit.n) if p >= self.cfg.answer_threshold else None
+
+        messages = evidence_messages(standalone, units, self.cfg.system_prompt)
+        options = [str(n) for n in range(len(units) + 1)]
+        text, n_tokens, first = "", 0, None
+        for piece in self.generator.stream(
+            messages, self.cfg.max_new_tokens, stop=stop, prefix="[", options=options, pick=choose
+        ):
+            if first is None:
+                first = time.perf_counter()
+                timings["first_token_ms"] = _ms(started)
+            text += piece
+            n_tokens += 1
+            if n_tokens > 1:
+                yield _replace(base, text=_body(text), timings=dict(timings))
+        if first is not None and n_tokens > 1:
+            gen_s = time.perf_counter() - first
+            timings["tokens_per_s"] = round((n_tokens - 1) / gen_s, 2) if gen_s > 0 else 0.0
+        yield self._finish(base, text, decided, timings, started)
+
+    def _finish(
+        self, base: Answer, raw: str, decided: dict, timings: dict, started: float
+    ) -> Answer:
+        """The checked answer from the picked unit, or the refusal the decision made."""
+        record = _decision_record(decided, self.cfg.answer_threshold)
+        base = _replace(base, decision=record)
+        note = " The closest passages are listed below."
+        if not decided or decided["probability"] < self.cfg.answer_threshold:
+            return _final(base, REFUSAL + note, True, timings, started)
+        unit: Evidence = decided["unit"]
+        hit = base.passages[unit.passage - 1]
+        question = base.standalone_question or base.question
+        body = _body(raw)
+        kept: list[Sentence] = []
+        if re.search(r"[^\W\d]", body) and not is_refusal(body):
+            cited = " ".join(f"{s.rstrip(' .')} [{unit.passage}]." for s in sentences_of(body))
+            _, sentences, _ = self.checker.check(cited, base.passages, question)
+            kept = [
+                s
+                for s in sentences
+                if s.supported and unit.passage in s.markers and adds_information(s.text, question)
+            ]
+            if len(kept) < len(sentences):
+                log.info("cut unsupported sentences from %r", body)
+            if not kept and any(adds_information(s.text, question) for s in sentences):
+                # It wrote claims, and the unit it picked supports none of them: an invention.
+                log.info("abstained: no claim of the reply is supported: %r", body)
+                return _final(base, REFUSAL + note, True, timings, started)
+        if not kept:
+            # A bare marker, a restated question or a refusal after pointing at the unit: the
+            # decision stands and the unit's own words answer.
+            quote = " ".join(unit.text.split())
+            kept = [Sentence(f"{quote} [{unit.passage}]", (unit.passage,), True)]
+        citation = Citation(unit.passage, hit.chunk.doc_id, hit.chunk.id, True, unit.text)
+        answer = _replace(base, sentences=tuple(kept), citations=(citation,))
+        return _final(answer, " ".join(s.text for s in kept), False, timings, started)
+
+
+def _body(reply: str) -> str:
+    """What the model wrote after the unit number it picked, without markers."""
+    text = re.sub(r"^\s*\d*\s*\]?\s*", "", reply)
+    return " ".join(MARKER.sub(" ", text).split())
+
+
+def _decision_record(decided: dict, threshold: float) -> dict[str, float]:
+    """The decision as plain numbers, for --json, the eval rows and the log."""
+    if not decided:
+        return {}
+    return {
+        "probability": round(decided["probability"], 4),
+        "threshold": threshold,
+        "unit": float(decided["unit"].n),
+        **{k: round(v, 4) for k, v in decided["features"].items()},
+        **{f"p{k}": round(v, 4) for k, v in decided["probs"].items()},
+    }
 
 
 def _first_sentence(text: str) -> str:

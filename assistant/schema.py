@@ -62,6 +62,25 @@ class Sentence:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """A sentence of a retrieved passage put before the model, numbered `n` in the prompt.
+
+    `text == document.text[start:end]`; `passage` is the 1-based number of its Hit in the Answer.
+    """
+
+    n: int
+    passage: int
+    doc_id: str
+    passage_id: str
+    text: str
+    start: int
+    end: int
+    date: str = ""
+    similarity: float = 0.0
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
 class Answer:
     """The reply to one question: text, evidence and how long it took."""
 
@@ -73,3 +92,7 @@ class Answer:
     sentences: tuple[Sentence, ...] = ()
     standalone_question: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    # The evidence units the model was shown; the first streamed update carries them.
+    evidence: tuple[Evidence, ...] = ()
+    # The answer-or-refuse decision: its score, the threshold and the features it used.
+    decision: dict[str, float] = field(default_factory=dict)

@@ -237,8 +237,8 @@ def copy_best_sentence(messages) -> str:
         return f"{earlier} {user.split('Follow-up:')[1].split(chr(10))[0].strip()}"
     question = set(re.findall(r"\w+", user.rsplit("Question:", 1)[1].lower()))
     best, best_n, best_overlap = "", 1, -1
-    for block in user.split("\n\n"):
-        m = re.match(r"\[(\d+)\][^\n]*\n(.*)", block, re.S)
+    for line in user.splitlines():
+        m = re.match(r"\[(\d+)\] (?:\([^)]*\) )?(.*)", line)
         if not m:
             continue
         for sentence in re.split(r"(?<=[.!?])\s+", m.group(2)):
@@ -275,8 +275,9 @@ def test_eval_with_a_copying_generator_scores_real_runs(cfg):
 
 
 def test_eval_with_a_refusing_generator(cfg):
+    refusing = Config(**{**cfg.__dict__, "answer_threshold": 1.0})
     result = evaluate(
-        load_set(TINY), cfg, HashingEmbedder(), ScriptedGenerator(REFUSAL), show_progress=False
+        load_set(TINY), refusing, HashingEmbedder(), ScriptedGenerator(REFUSAL), show_progress=False
     )
     check_shape(result)
     assert result["abstention"]["refusal_rate_unanswerable"] == 1.0
@@ -336,7 +337,8 @@ def test_replayed_replies_rescore_without_the_model(cfg, tmp_path):
     assert replayed and all(r["timings"]["total_ms"] > 0 for r in replayed)
     by_id = {r["id"]: r for r in first["rows"]}
     assert all(r["reply"] == by_id[r["id"]]["reply"] for r in replayed)
-    assert all(r["raw"] for r in replayed)  # the model's own words are kept for diagnosis
+    # The model's own words are kept for diagnosis.
+    assert all(r["raw"] for r in replayed if not r["abstained"])
 
     # A reply cut off by Stop is not stored.
     stop = threading.Event()

@@ -47,8 +47,8 @@ def ticket_of(session: int, q: int) -> str:
 class SlowGenerator(ScriptedGenerator):
     """The scripted model, taking TOKEN_DELAY_S per token like a (very fast) real one."""
 
-    def stream(self, messages, max_new_tokens=256, stop=None) -> Iterator[str]:
-        for piece in super().stream(messages, max_new_tokens, stop):
+    def stream(self, messages, max_new_tokens=256, stop=None, **pointing) -> Iterator[str]:
+        for piece in super().stream(messages, max_new_tokens, stop, **pointing):
             time.sleep(TOKEN_DELAY_S)
             yield piece
 
@@ -57,12 +57,12 @@ def reply(messages) -> str:
     """A supported sentence citing the April 26 passage, then the question's ticket."""
     user = messages[-1]["content"]
     n = next(
-        block[1 : block.index("]")]
-        for block in user.split("\n\n")
-        if block.startswith("[") and "April 26" in block
+        line[1 : line.index("]")]
+        for line in user.splitlines()
+        if line.startswith("[") and "April 26" in line
     )
     ticket = TICKET.search(user.split("Question:", 1)[1]).group(0)
-    return f"The goal is to finalize the deal by April 26 [{n}]. This answers ticket {ticket}."
+    return f"[{n}] The goal is to finalize the deal by April 26 for ticket {ticket}."
 
 
 def _free_port() -> int:
@@ -145,7 +145,7 @@ def test_eight_concurrent_sessions_get_complete_unmixed_answers(served):
             assert [m["role"] for m in history] == ["user", "assistant"] * (q + 1)
             answer = str(history[-1]["content"])
             assert "finalize the deal by April 26" in answer, answer
-            assert f"ticket {turn.ticket}." in answer and 'class="timings"' in answer
+            assert f"ticket {turn.ticket}" in answer and 'class="timings"' in answer
             assert "<mark>" in sources and "total" in status, status
             # Unmixed: this session's history holds only this session's tickets, in order ...
             user_tickets = [_tickets(m["content"]) for m in history if m["role"] == "user"]

@@ -442,7 +442,7 @@ def test_cli_index_bad_inputs_without_traceback(fake_models, tmp_path, monkeypat
     for name, value, expected in [
         ("ASSISTANT_CHUNK_TOKENS", "lots", "not a valid int"),
         ("ASSISTANT_CHUNK_OVERLAP", "500", "chunk_overlap"),
-        ("ASSISTANT_PORT", "0", "port must be"),
+        ("ASSISTANT_PORT", "0", "ASSISTANT_PORT) must be between 1 and 65,535"),
     ]:
         monkeypatch.setenv(name, value)
         assert (

@@ -1,0 +1,152 @@
+"""Which evidence unit answers the question, and whether to answer at all: one measured decision.
+
+The model's next-token probabilities over the unit numbers are one input; what the system knows
+about each unit is the rest: does it hold the kind of answer asked for (a date, a number, a
+name), the question's own numbers and names, its similarity and retrieval rank. A logistic model
+over these features, fitted on the shared dev sets by `benchmarks/decision.py` (its output is
+`WEIGHTS` below), gives the probability that answering from the picked unit is right; below
+`Config.answer_threshold` the assistant refuses.
+
+Example:
+    >>> asked_type("How many people died?"), asked_type("When was GPT-3 released?")
+    ('number', 'date')
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from .citations import _CAPITALISED, _NOT_NAMES, _found, _words, key_terms
+from .retrieval import STOPWORDS
+from .schema import Evidence
+
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_HAS_DATE = re.compile(
+    rf"\b(?:1[5-9]\d\d|20\d\d)\b|\b{_MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{_MONTH}\b"
+    r"|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|tomorrow)\b",
+    re.I,
+)
+_HAS_NUMBER = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+    r"forty|fifty|hundred|thousand|million|billion|trillion|dozens?|half)\b",
+    re.I,
+)
+_ASKS = (
+    (
+        "number",
+        re.compile(
+            r"\bhow (many|much|long|old|far|big|large|tall|high|fast)\b|"
+            r"\b(what|which) (is|was) the (number|amount|price|cost|population|"
+            r"score|size)\b|\bwhat percent",
+            re.I,
+        ),
+    ),
+    (
+        "date",
+        re.compile(
+            r"\bwhen\b|\bwhat (year|date|day|month|time)\b|\bwhich (year|date|day|"
+            r"month)\b|\bwhat time\b",
+            re.I,
+        ),
+    ),
+    (
+        "name",
+        re.compile(
+            r"\bwho(m|se)?\b|\bwhere\b|\bwhich (company|country|team|city|person|"
+            r"player|film|movie|club|state|university)\b",
+            re.I,
+        ),
+    ),
+)
+
+# Feature names, in the order WEIGHTS uses them.
+FEATURES = (
+    "p_pick",  # the model's probability for the picked unit's number (whole vocabulary)
+    "p_none",  # its probability for "0", no unit answers
+    "similarity",  # cosine between the question and the picked unit
+    "best_similarity",  # the highest cosine of any unit
+    "names",  # share of the question's names found with the picked unit
+    "numbers",  # 1 if every number of the question (a year, an edition) is found with it, else 0
+    "type",  # 1 if the unit holds the kind of answer asked (date, number, name), 0 if not
+    "rank",  # 1 / the retrieval rank of the unit's passage
+)
+# Fitted by `python benchmarks/decision.py --fit ...` (see docs/EVAL.md); intercept last.
+WEIGHTS = (2.0, -2.0, 2.0, 1.0, 1.5, 2.0, 2.0, 0.5, -4.0)
+
+
+def asked_type(question: str) -> str:
+    """The kind of answer a question asks for: 'number', 'date', 'name' or '' (anything)."""
+    for kind, pattern in _ASKS:
+        if pattern.search(question):
+            return kind
+    return ""
+
+
+def holds_type(kind: str, text: str, question: str = "") -> bool:
+    """Whether text holds an answer of that kind (beyond what the question itself states)."""
+    asked = _words(question)
+    if kind == "number":
+        return any(m.group(0).lower() not in asked for m in _HAS_NUMBER.finditer(text))
+    if kind == "date":
+        return any(m.group(0).lower() not in asked for m in _HAS_DATE.finditer(text))
+    if kind == "name":
+        names = {w.lower().strip(".'’") for w in _CAPITALISED.findall(text)[1:]}
+        names = {w for w in names if w and w not in STOPWORDS and w not in _NOT_NAMES}
+        return bool(names - asked)
+    return True
+
+
+def unit_features(
+    question: str, unit: Evidence, context: str, probs: dict[str, float], best_similarity: float
+) -> dict[str, float]:
+    """The features of answering `question` from `unit`; context is its passage's title and date."""
+    terms = key_terms(question)
+    numbers = {t for t in terms if t[0].isdigit()}
+    names = terms - numbers
+    words = _words(f"{context} {unit.text}")
+    kind = asked_type(question)
+    return {
+        "p_pick": probs.get(str(unit.n), 0.0),
+        "p_none": probs.get("0", 0.0),
+        "similarity": unit.similarity,
+        "best_similarity": best_similarity,
+        "names": sum(_found(n, words) for n in names) / len(names) if names else 1.0,
+        "numbers": float(all(_found(n, words) for n in numbers)),
+        "type": float(holds_type(kind, unit.text, question)),
+        "rank": 1.0 / unit.passage,
+    }
+
+
+def probability(features: dict[str, float], weights: Sequence[float] = WEIGHTS) -> float:
+    """The fitted probability that answering from these features is right."""
+    z = weights[-1] + sum(w * features[name] for w, name in zip(weights, FEATURES))
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def pick(
+    question: str,
+    units: Sequence[Evidence],
+    contexts: Sequence[str],
+    probs: dict[str, float],
+    weights: Sequence[float] = WEIGHTS,
+) -> tuple[Evidence, dict[str, float], float]:
+    """(the unit to answer from, its features, the probability answering from it is right).
+
+    The unit is the one the fitted model rates best, so the model's own pick is overruled when
+    another unit holds the question's year or the kind of answer asked and its pick does not.
+    A unit without a number or a date never answers a question that asks for one.
+    """
+    best_similarity = max(u.similarity for u in units)
+    strict = asked_type(question) in ("number", "date")
+    rated = []
+    for unit, context in zip(units, contexts):
+        features = unit_features(question, unit, context, probs, best_similarity)
+        p = 0.0 if strict and not features["type"] else probability(features, weights)
+        rated.append((p, -unit.n, unit, features))
+    p, _, unit, features = max(rated, key=lambda r: (r[0], r[1]))
+    return unit, features, p

@@ -1,0 +1,147 @@
+"""Evidence units: the sentences of the retrieved passages that bear on the question, numbered.
+
+The model reads these instead of whole passages: a few sentences make a short prompt, and a
+numbered sentence is something it can point at. Each unit keeps its exact place in its document
+(`text == document.text[start:end]`), so the window highlights it inside its passage.
+
+Example:
+    >>> spans("Rubio spoke. He left Paris. The deal is due April 26.")
+    [(0, 12), (13, 27), (28, 53)]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .citations import _INJECTION, _SENTENCE_END, key_terms
+from .retrieval import keywords
+from .schema import Evidence, Hit
+
+# A sentence that opens with one of these leans on the sentence before it for its subject.
+_LEANS_BACK = re.compile(
+    r"^(he|she|it|its|they|their|them|his|her|this|these|that|those|the company|the group|"
+    r"the move|the deal|there|then|but|and|also)\b",
+    re.I,
+)
+# A search-snippet dateline ("Mar 15, 2023 ...") or a lone date: not a statement.
+_DATELINE_ONLY = re.compile(
+    r"^\W*(?:[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8}\.? \d{4}|\d{4}-\d{2}-\d{2})"
+    r"\W*$"
+)
+_DATELINE = re.compile(
+    r"\b(?:[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8}\.? \d{4}|\d{4}-\d{2}-\d{2})\b"
+)
+MIN_WORDS = 4  # a shorter sentence gets the one before it as context
+
+
+def spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of text, whitespace trimmed; line breaks end sentences too."""
+    out = []
+    for line in re.finditer(r"[^\n]+", text):
+        pos = line.start()
+        pieces = _SENTENCE_END.split(line.group(0))
+        cursor = 0
+        for piece in pieces:
+            at = line.group(0).index(piece, cursor) if piece else cursor
+            cursor = at + len(piece)
+            stripped = piece.strip()
+            if stripped:
+                lead = len(piece) - len(piece.lstrip())
+                out.append((pos + at + lead, pos + at + lead + len(stripped)))
+    return out
+
+
+def passage_date(hit: Hit) -> str:
+    """The date a passage speaks from: its document's date, else its first dateline."""
+    if hit.chunk.date:
+        return hit.chunk.date
+    match = _DATELINE.search(hit.chunk.text[:80])
+    return match.group(0) if match else ""
+
+
+def select(
+    question: str,
+    hits: Sequence[Hit],
+    embed: Callable[[list[str]], np.ndarray],
+    limit: int = 6,
+    max_words: int = 150,
+    keyword_weight: float = 0.5,
+) -> list[Evidence]:
+    """The `limit` sentences of `hits` that bear most on `question`, best first, numbered 1..n.
+
+    A sentence's score is its cosine to the question plus `keyword_weight` times the share of
+    the question's keywords it (with its context) contains. A sentence that leans on the one
+    before it ("He said ...") or is very short takes that one along. Units stop at `max_words`
+    words in all; a passage's instructions to the model ("ignore the above ...") are never units.
+    """
+    candidates: list[tuple[int, int, int]] = []  # (passage index, start, end) in chunk text
+    for p, hit in enumerate(hits):
+        text = hit.chunk.text
+        sents = [
+            (a, b)
+            for a, b in spans(text)
+            if not _DATELINE_ONLY.match(text[a:b]) and re.search(r"\w", text[a:b])
+        ]
+        for i, (a, b) in enumerate(sents):
+            sentence = text[a:b]
+            if _INJECTION.search(sentence):
+                continue
+            if (
+                i > 0
+                and (_LEANS_BACK.match(sentence) or len(sentence.split()) < MIN_WORDS)
+                and not _INJECTION.search(text[sents[i - 1][0] : sents[i - 1][1]])
+            ):
+                a = sents[i - 1][0]
+            candidates.append((p, a, b))
+    if not candidates:
+        return []
+    texts = [hits[p].chunk.text[a:b] for p, a, b in candidates]
+    vectors = embed([question] + texts)
+    cosines = vectors[1:] @ vectors[0]
+    asked = set(keywords(question))
+    terms = key_terms(question)
+    scores = []
+    for (p, _, _), text, cos in zip(candidates, texts, cosines):
+        hit = hits[p]
+        context = f"{hit.chunk.title} {passage_date(hit)} {text}"
+        words = set(keywords(context))
+        share = len(asked & words) / len(asked) if asked else 0.0
+        found = {t for t in terms if t in context.lower()}
+        scores.append(float(cos) + keyword_weight * share + 0.1 * len(found) / max(len(terms), 1))
+    chosen: list[int] = []
+    used_words = 0
+    for i in sorted(range(len(candidates)), key=lambda i: (-scores[i], i)):
+        p, a, b = candidates[i]
+        if any(
+            candidates[j][0] == p and a < candidates[j][2] and candidates[j][1] < b for j in chosen
+        ):
+            continue  # overlaps a unit already taken (its context sentence)
+        words = len(texts[i].split())
+        if chosen and used_words + words > max_words:
+            continue
+        chosen.append(i)
+        used_words += words
+        if len(chosen) >= limit:
+            break
+    out = []
+    for n, i in enumerate(chosen, 1):
+        p, a, b = candidates[i]
+        chunk = hits[p].chunk
+        out.append(
+            Evidence(
+                n=n,
+                passage=p + 1,
+                doc_id=chunk.doc_id,
+                passage_id=chunk.id,
+                text=chunk.text[a:b],
+                start=chunk.start + a,
+                end=chunk.start + b,
+                date=passage_date(hits[p]),
+                similarity=round(float(cosines[i]), 4),
+                score=round(scores[i], 4),
+            )
+        )
+    return out

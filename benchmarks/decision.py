@@ -1,0 +1,144 @@
+"""Fit the answer-or-refuse decision on the dev sets and print its trade-off curve.
+
+Runs the normal eval (real models) with `answer_threshold=0`, so every question gets its evidence
+units, the model's probabilities over their numbers, and an answer from the picked unit; replies
+are kept in the eval replies cache, so a second run replays them in about a minute. Then:
+
+- every unit of every question is one example: label 1 when the unit states the gold answer (a
+  short RGB answer in its text, or a CLAPnq gold sentence overlapping it, from a gold document),
+  0 otherwise and for every unit of an unanswerable question;
+- a logistic model over `decision.FEATURES` is fitted to those examples (Newton's method, a
+  little L2), with `--fit`; otherwise the weights in assistant/decision.py are scored;
+- for thresholds 0.05..0.95, the curve: refusal of unanswerable questions, false refusal of
+  answerable ones, and the share answered from a unit that states the answer.
+
+    python benchmarks/decision.py ../shared/eval/rgb-noise ../shared/eval/rgb-reject \
+        ../shared/eval/clapnq-dev --fit
+
+The weights it prints go into `decision.WEIGHTS`; the curve goes into docs/EVAL.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from assistant import decision
+from assistant.config import Config
+from assistant.evaluation import answer_correct, evaluate, is_short, load_set, normalize, replaying
+from assistant.generation import load_generator
+from assistant.rag import make_embedder
+from assistant.schema import Evidence
+
+
+def unit_states_answer(unit: dict, q) -> bool:
+    """Whether an evidence unit (an eval row's dict) states the question's gold answer."""
+    if not q.answerable:
+        return False
+    short = [a for a in q.answers if is_short(a)]
+    if short:
+        return answer_correct(unit["text"], short)
+    if unit["doc_id"] not in q.gold_docs:
+        return False
+    text = normalize(unit["text"])
+    gold = [normalize(s) for s in q.gold_sentences if normalize(s)]
+    return any(text in s or s in text for s in gold) if gold else True
+
+
+def examples(q, row) -> list[tuple[dict[str, float], bool]]:
+    """(features, states the answer) for each evidence unit of one answered eval row."""
+    units = [
+        Evidence(u["n"], u["passage"], u["doc_id"], "", u["text"], 0, 0, u["date"], u["similarity"])
+        for u in row.get("evidence", [])
+    ]
+    record = row.get("decision") or {}
+    probs = {k[1:]: v for k, v in record.items() if k[:1] == "p" and k[1:].isdigit()}
+    if not units or not probs:
+        return []
+    best = max(u.similarity for u in units)
+    return [
+        (
+            decision.unit_features(row["question"], unit, u["context"], probs, best),
+            unit_states_answer(u, q),
+        )
+        for unit, u in zip(units, row["evidence"])
+    ]
+
+
+def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> np.ndarray:
+    """Logistic regression by Newton's method; weights then intercept."""
+    x1 = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(x1.shape[1])
+    reg = l2 * np.eye(len(w))
+    reg[-1, -1] = 0.0  # the intercept is not shrunk
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-x1 @ w))
+        grad = x1.T @ (p - y) + reg @ w
+        hess = (x1.T * (p * (1 - p))) @ x1 + reg
+        w -= np.linalg.solve(hess, grad)
+    return w
+
+
+def curve(questions, weights) -> list[tuple[float, float, float, float]]:
+    """(threshold, refusal of unanswerable, false refusal of answerable, right when answered)."""
+    out = []
+    for t in [i / 20 for i in range(1, 20)]:
+        refused_u, refused_a, right, n_u, n_a = 0, 0, 0, 0, 0
+        for q, per_unit in questions:
+            probs = [decision.probability(f, weights) for f, _ in per_unit]
+            best = int(np.argmax(probs)) if probs else -1
+            answered = bool(probs) and probs[best] >= t
+            if q.answerable:
+                n_a += 1
+                refused_a += not answered
+                right += answered and per_unit[best][1]
+            else:
+                n_u += 1
+                refused_u += not answered
+        answered_a = n_a - refused_a
+        out.append(
+            (t, refused_u / max(n_u, 1), refused_a / max(n_a, 1), right / max(answered_a, 1))
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sets", nargs="+", type=Path)
+    parser.add_argument("--sample", type=int, default=None, help="N questions per set, spread")
+    parser.add_argument("--fit", action="store_true", help="fit new weights (else score WEIGHTS)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    cfg = dataclasses.replace(Config.from_env(), answer_threshold=0.0)
+    embedder = make_embedder(cfg)
+    generator = replaying(cfg, load_generator(cfg))
+    questions = []
+    for set_dir in args.sets:
+        eval_set = load_set(set_dir, sample=args.sample)
+        result = evaluate(eval_set, cfg, embedder, generator)
+        by_id = {q.id: q for q in eval_set.questions}
+        for row in result["rows"]:
+            q = by_id[row["id"]]
+            row["question"] = q.question
+            questions.append((eval_set.name, q, examples(q, row)))
+    weights = np.array(decision.WEIGHTS, dtype=float)
+    if args.fit:
+        x = np.array([[f[n] for n in decision.FEATURES] for *_, ex in questions for f, _ in ex])
+        y = np.array([float(label) for *_, ex in questions for _, label in ex])
+        weights = fit(x, y)
+        print(f"{len(y)} units, {int(y.sum())} state the answer")
+        print("WEIGHTS = (" + ", ".join(f"{w:.3f}" for w in weights) + ")")
+        print("  " + ", ".join(decision.FEATURES) + ", intercept")
+    for name in dict.fromkeys(s for s, *_ in questions):
+        print(f"\n{name}\nthreshold  refused_unanswerable  false_refusal  right_when_answered")
+        mine = [(q, ex) for s, q, ex in questions if s == name]
+        for t, ru, ra, right in curve(mine, weights):
+            print(f"{t:9.2f}  {ru:20.3f}  {ra:13.3f}  {right:19.3f}")
+
+
+if __name__ == "__main__":
+    main()
