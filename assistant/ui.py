@@ -782,6 +782,11 @@ def resolve_auth(cfg: Config, env: dict[str, str] | None = None) -> list[tuple[s
             lines = Path(auth_file).read_text("utf-8").splitlines()
         except OSError as e:
             raise ConfigError(f"ASSISTANT_AUTH_FILE {auth_file}: {e.strerror or e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(
+                f"ASSISTANT_AUTH_FILE {auth_file}: not UTF-8 text (byte {e.start}); "
+                "save it as UTF-8 with one user:password per line"
+            ) from None
         for number, line in enumerate(lines, 1):
             line = line.strip()
             if not line or line.startswith("#"):
