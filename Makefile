@@ -11,11 +11,14 @@ setup: $(VENV)/.installed
 # torch first, pinned: the CPU build on this disk; an unpinned torch pulls a multi-GB CUDA build.
 # llama-cpp-python compiles from source (~5 min on 2 cores) and then answers ~5x faster than
 # transformers on the same GGUF (docs/GENERATION.md), so the default setup includes it.
+# It is built for AVX2, not -march=native: a native build on a CPU that reports AMX but whose
+# kernel does not enable it died with SIGILL (tilezero) on the first prompt.
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,llamacpp]'
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PY) -m pip install -q --no-cache-dir -e '.[test,llamacpp]'
 	touch $@
 
 # Debian's Chromium for the browser test (a test tool's own browser download fails offline).

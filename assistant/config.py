@@ -34,6 +34,7 @@ class Config:
     # Above this many passages the store uses an approximate (HNSW) index.
     exact_search_limit: int = 50_000
     max_document_bytes: int = 20_000_000
+    follow_external_links: bool = False  # follow symlinks in seeds that point outside it
     # Generator: "" means the PyPI-shipped Qwen2.5-Coder-1.5B-Instruct GGUF; else a .gguf file,
     # a folder, or a hub id.
     generator: str = ""

@@ -58,6 +58,7 @@ def build_index(
         chunker_settings(cfg),
         exact_limit=cfg.exact_search_limit,
         max_document_bytes=cfg.max_document_bytes,
+        follow_external_links=cfg.follow_external_links,
         progress=progress,
         lock_wait_s=lock_wait_s,
     )
