@@ -3,7 +3,9 @@
 `build_app(assistant, cfg)` builds the Blocks without launching it; the handlers are plain
 functions (`respond`, `save_uploads`, `remove_documents`, `rebuild_index`, ...) that tests call
 directly. `serve(cfg)` loads the models, builds the app and launches it. Everything that comes
-from a document or a file name is passed through `html.escape` before it reaches the page.
+from a document or a file name is passed through `html.escape` before it reaches the page, and
+the chat shows answers as escaped HTML, never as Markdown, so a planted `![x](http://...)` is
+text, not an image the browser fetches; the page's Content-Security-Policy backs this up.
 """
 
 from __future__ import annotations
@@ -11,21 +13,25 @@ from __future__ import annotations
 import html
 import ipaddress
 import logging
+import math
 import os
 import re
 import shutil
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
 
 from .citations import MARKER, markers_in
 from .config import Config, ConfigError
-from .ingest import SUFFIXES
+from .ingest import _TEMP_SUFFIXES, SUFFIXES
 from .rag import QuestionError
 from .schema import Answer, Hit
 from .store import BuildBusyError
@@ -48,10 +54,10 @@ SHIPPED_EXAMPLES = (
 CHAT_CONCURRENCY = 4  # streams served at once; more wait in the queue
 STOP_GRACE_S = 3.0  # after Stop, how long the stream may take to finish before it is cancelled
 
-ADD_DOCUMENTS_HELP = (
-    "**No documents are indexed yet.** Open the **Documents** tab, upload files "
-    f"({', '.join(SUFFIXES)}) and press **Rebuild index**, or copy files into the seeds folder "
-    "and run `python -m assistant index`."
+ADD_DOCUMENTS_HELP = (  # HTML: shown as the chat's placeholder and as a reply
+    "<b>No documents are indexed yet.</b> Open the <b>Documents</b> tab, upload files "
+    f"({', '.join(SUFFIXES)}) and press <b>Rebuild index</b>, or copy files into the seeds "
+    "folder and run <code>python -m assistant index</code>."
 )
 
 CSS = """
@@ -95,14 +101,33 @@ document.addEventListener("click", function (event) {
 </script>
 """
 
+NAME_MAX_BYTES = 200  # an uploaded file's name, in UTF-8 (file systems allow 255 bytes)
 _UNSAFE_NAME = re.compile(r"[^\w.\- ()+,]+", re.UNICODE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_MD_PUNCT = re.compile(r"[\\`*_\[\]()!<>:&|~]")  # what starts Markdown links, images, HTML
 
 
 # --- rendering ---------------------------------------------------------------------------
 
 
+def shown(text: object) -> str:
+    """text Gradio can send: lone surrogates (undecodable file-name bytes) shown as \\xNN."""
+    # the same text as os.fsencode(name).decode("utf-8", "backslashreplace") for a file name
+    return _SURROGATE.sub(_escape_surrogate, "" if text is None else str(text))
+
+
+def _escape_surrogate(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
 def _e(text: object) -> str:
-    return html.escape("" if text is None else str(text), quote=True)
+    return html.escape(shown(text), quote=True)
+
+
+def _md(text: object) -> str:
+    """text shown literally by gr.Markdown: link, image and HTML syntax backslash-escaped."""
+    return _MD_PUNCT.sub(r"\\\g<0>", shown(text))
 
 
 def _link_markers(escaped: str, turn: int, n_passages: int) -> str:
@@ -161,8 +186,9 @@ def render_answer(answer: Answer, turn: int, final: bool = True) -> str:
             cursor = at + len(sentence.text)
         out.append(_link_markers(_e(text[cursor:]), turn, n))
         body = "".join(out)
+    body = body.replace("\n", "<br>")  # the chat shows HTML, not Markdown (render_markdown=False)
     if final and answer.timings:
-        body += f'\n\n<span class="timings">{_e(format_timings(answer.timings))}</span>'
+        body += f'<span class="timings">{_e(format_timings(answer.timings))}</span>'
     return body
 
 
@@ -285,6 +311,7 @@ def _text_of(content: Any) -> str:
 def _plain(rendered: str) -> str:
     """Back from a rendered bubble to the text the model wrote."""
     text = re.sub(r'<span class="timings">.*?</span>', "", rendered, flags=re.S)
+    text = text.replace("<br>", "\n")
     text = re.sub(r"</?(?:a|span)\b[^>]*>", "", text).replace("⚠ ", "")  # only our own tags
     return html.unescape(text).strip()
 
@@ -352,7 +379,7 @@ def respond(
     except Exception as e:  # noqa: BLE001 - the user gets one readable line, the log the rest
         log.exception("answering %r failed", question)
         history[-1] = {"role": "assistant", "content": _e(f"⚠ Sorry, answering failed: {e}")}
-        yield history, sources, f"⚠ answering failed: {e}", answers
+        yield history, sources, f"⚠ answering failed: {_md(e)}", answers
         return
     if answer is None:
         return
@@ -400,7 +427,11 @@ class StopSignals:
 
 
 def check_upload_name(name: str) -> tuple[str | None, str]:
-    """(safe file name, "") for an acceptable upload name, or (None, reason) for a refused one."""
+    """(safe file name, "") for an acceptable upload name, or (None, reason) for a refused one.
+
+    The safe name is at most NAME_MAX_BYTES in UTF-8, keeps its type and is one the index
+    build reads (ingest.scan skips hidden, temporary and top-level README.md files).
+    """
     raw = str(name or "")
     if raw.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", raw) or os.path.isabs(raw):
         return None, "absolute file names are not allowed"
@@ -410,15 +441,22 @@ def check_upload_name(name: str) -> tuple[str | None, str]:
     if len([p for p in parts if p not in ("", ".")]) > 1:
         return None, "folder names are not allowed; upload the file itself"
     base = parts[-1] if parts else ""
-    safe = _UNSAFE_NAME.sub("_", base).strip(" .")  # a leading dot would hide the file
-    safe = safe.lstrip("~$")
-    if not safe or safe in (".", ".."):
+    safe = _UNSAFE_NAME.sub("_", shown(base)).strip(" .")  # a leading dot would hide the file
+    stem, suffix = safe[: len(safe) - len(Path(safe).suffix)], Path(safe).suffix
+    if len(safe.encode()) > NAME_MAX_BYTES:  # cut the stem, keep the type
+        room = NAME_MAX_BYTES - len(suffix.encode())
+        stem = stem.encode()[:room].decode("utf-8", "ignore").rstrip(" .")
+        safe = stem + suffix
+    if not stem:
         return None, "the file name is empty"
-    suffix = Path(safe).suffix.lower()
-    if suffix not in SUFFIXES:
-        shown = suffix or "(none)"
-        return None, f"file type {shown} is not allowed (allowed: {' '.join(SUFFIXES)})"
-    return safe[:200], ""
+    if suffix.lower() not in SUFFIXES:
+        shown_suffix = suffix or "(none)"
+        return None, f"file type {shown_suffix} is not allowed (allowed: {' '.join(SUFFIXES)})"
+    if safe.startswith(("~$", ".")) or safe.endswith(_TEMP_SUFFIXES):
+        return None, f"{safe} would not be indexed (a hidden or temporary file name); rename it"
+    if safe == "README.md":
+        return None, "README.md at the top of the documents folder is not indexed; rename it"
+    return safe, ""
 
 
 def save_uploads(
@@ -426,85 +464,93 @@ def save_uploads(
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """Copy uploaded (original name, temp path) files into the seeds folder.
 
-    Returns (saved names, [(name, reason)] refused). A file lands only directly inside
-    cfg.seeds_dir, under a sanitised name, written to a hidden temp file then renamed.
+    Returns (saved names, [(name, reason)] refused), one entry per file: a file that cannot
+    be saved never stops the others. A file lands only directly inside cfg.seeds_dir, under a
+    sanitised name, written to a hidden temp file then renamed.
     """
     seeds = Path(cfg.seeds_dir)
     seeds.mkdir(parents=True, exist_ok=True)
-    root = seeds.resolve()
     saved: list[str] = []
     refused: list[tuple[str, str]] = []
     for name, source in files:
-        safe, reason = check_upload_name(name)
+        try:
+            safe, reason = _save_upload(cfg, seeds, name, source)
+        except OSError as e:
+            safe, reason = None, f"cannot save: {e.strerror or e}"
         if safe is None:
-            refused.append((str(name), reason))
-            continue
-        try:
-            size = os.path.getsize(source)
-        except OSError as e:
-            refused.append((str(name), f"cannot read the upload: {e.strerror or e}"))
-            continue
-        if size > cfg.max_document_bytes:
-            refused.append(
-                (
-                    str(name),
-                    f"file is too large ({size / 1e6:.1f} MB; the limit is "
-                    f"{cfg.max_document_bytes / 1e6:.1f} MB)",
-                )
-            )
-            continue
-        target = seeds / safe
-        if target.resolve().parent != root or (target.exists() and not target.is_file()):
-            refused.append((str(name), "the name points outside the documents folder"))
-            continue
-        tmp = seeds / f".upload-{os.getpid()}-{threading.get_ident()}-{safe}"
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            refused.append((str(name), f"cannot save: {e.strerror or e}"))
-            continue
-        saved.append(safe)
+            refused.append((shown(name), reason))
+        else:
+            saved.append(safe)
     return saved, refused
 
 
-def seed_files(cfg: Config) -> list[str]:
-    """Document files in the seeds folder (ids: paths below it), for the removal list."""
+def _save_upload(cfg: Config, seeds: Path, name: str, source: str | Path) -> tuple[str | None, str]:
+    safe, reason = check_upload_name(name)
+    if safe is None:
+        return None, reason
+    try:
+        size = os.path.getsize(source)
+    except OSError as e:
+        return None, f"cannot read the upload: {e.strerror or e}"
+    if size > cfg.max_document_bytes:
+        limit = cfg.max_document_bytes / 1e6
+        return None, f"file is too large ({size / 1e6:.1f} MB; the limit is {limit:.1f} MB)"
+    target = seeds / safe
+    real = Path(os.path.realpath(target))  # unlike Path.resolve, no RuntimeError on a link loop
+    if real.parent != Path(os.path.realpath(seeds)) or (target.exists() and not target.is_file()):
+        return None, "the name points outside the documents folder"
+    # The temp name is short and fixed (any safe name fits beside it) and ingest.scan skips it.
+    tmp = seeds / f".upload-{uuid.uuid4().hex}.part"
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return safe, ""
+
+
+def _seed_listing(cfg: Config) -> dict[str, list[Path]]:
+    """Document files below the seeds folder by the id shown for them (see shown())."""
     seeds = Path(cfg.seeds_dir)
+    found: dict[str, list[Path]] = {}
     if not seeds.is_dir():
-        return []
-    found = []
+        return found
     for path in seeds.rglob("*"):
         rel = path.relative_to(seeds)
         if any(p.startswith(".") for p in rel.parts) or not path.is_file():
             continue
         if path.suffix.lower() in SUFFIXES:
-            found.append(rel.as_posix())
-    return sorted(found)
+            found.setdefault(shown(rel.as_posix()), []).append(path)
+    return found
+
+
+def seed_files(cfg: Config) -> list[str]:
+    """Document files in the seeds folder (ids: paths below it), for the removal list."""
+    return sorted(_seed_listing(cfg))
 
 
 def remove_documents(
     cfg: Config, doc_ids: Iterable[str]
 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """Delete documents (ids below the seeds folder); returns (removed, [(id, reason)])."""
+    """Delete documents (ids as seed_files() shows them); returns (removed, [(id, reason)])."""
     seeds = Path(cfg.seeds_dir)
     root = seeds.resolve()
+    listing = _seed_listing(cfg)
     removed: list[str] = []
     refused: list[tuple[str, str]] = []
     for doc_id in doc_ids or ():
-        doc_id = str(doc_id)
-        parts = re.split(r"[\\/]+", doc_id)
-        if os.path.isabs(doc_id) or ".." in parts:
-            refused.append((doc_id, "not a document of the seeds folder"))
+        doc_id = shown(doc_id)
+        paths = listing.get(doc_id, [])
+        if not paths:
+            refused.append((doc_id, "no such document in the seeds folder"))
             continue
-        path = seeds / doc_id
+        if len(paths) > 1:  # e.g. "caf\\xe9.txt" and a name with undecodable bytes shown alike
+            refused.append((doc_id, "two files are shown under this name; remove it in the folder"))
+            continue
+        path = paths[0]
         parent = path.parent.resolve()
         if parent != root and root not in parent.parents:
             refused.append((doc_id, "not a document of the seeds folder"))
-            continue
-        if not (path.is_file() or path.is_symlink()):
-            refused.append((doc_id, "no such file"))
             continue
         try:
             path.unlink()  # a symlink is removed, never what it points at
@@ -568,7 +614,7 @@ def _chat_view(assistant: Assistant) -> tuple[str, list[dict[str, str]] | None, 
     documents = assistant.documents()
     banner = ""
     if assistant.index_error:
-        banner = f"⚠ The index could not be loaded: {_e(assistant.index_error)}"
+        banner = f"⚠ The index could not be loaded: {_md(assistant.index_error)}"
     if not documents:
         return ADD_DOCUMENTS_HELP, None, banner
     placeholder = (
@@ -599,6 +645,8 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                         examples=examples,
                         sanitize_html=True,
                         allow_tags=False,
+                        render_markdown=False,  # answers are escaped HTML: ![x](url) is text
+                        latex_delimiters=[],
                         feedback_options=None,
                         buttons=["copy"],
                         elem_id="chat",
@@ -806,9 +854,116 @@ def resolve_auth(cfg: Config, env: dict[str, str] | None = None) -> list[tuple[s
     return logins or None
 
 
+# The page may load only from its own origin: nothing a document or an answer names (an image,
+# a font, a fetch) can reach another host. Gradio itself needs inline scripts and styles (its
+# config and Svelte; gr.HTML evaluates its template as JavaScript), data:/blob: images and
+# workers, and fetch/SSE to itself.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; media-src 'self' data: blob:; font-src 'self' data:; "
+    "connect-src 'self'; worker-src 'self' blob:; frame-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+)
+LOGIN_FREE_FAILURES = 5  # failed logins an address may make before it has to wait
+LOGIN_WAIT_S = 30.0  # the first wait; it doubles with each further failure
+LOGIN_MAX_WAIT_S = 900.0
+
+
+class ContentSecurityPolicy:
+    """ASGI middleware: every response carries CONTENT_SECURITY_POLICY."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_policy(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() != b"content-security-policy"
+                ]
+                headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_policy)
+
+
+class LoginThrottle:
+    """Failed logins per client address: after LOGIN_FREE_FAILURES, a growing wait (a lock-out).
+
+    Each attempt counts as failed when it starts (so a burst of parallel guesses is counted at
+    once); a successful login clears the address.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failures: dict[str, tuple[int, float]] = {}  # address -> (count, last attempt)
+        self._lock = threading.Lock()
+
+    def attempt(self, address: str) -> float:
+        """0 if address may try now (the try is counted), else the seconds it must wait."""
+        with self._lock:
+            now = self._clock()
+            count, last = self._failures.get(address, (0, now))
+            if count >= LOGIN_FREE_FAILURES:
+                wait = min(LOGIN_MAX_WAIT_S, LOGIN_WAIT_S * 2 ** (count - LOGIN_FREE_FAILURES))
+                if now - last < wait:
+                    return wait - (now - last)
+            if len(self._failures) > 10_000:  # forget addresses whose wait is long over
+                self._failures = {
+                    a: f for a, f in self._failures.items() if now - f[1] < LOGIN_MAX_WAIT_S
+                }
+            self._failures[address] = (count + 1, now)
+            return 0.0
+
+    def succeeded(self, address: str) -> None:
+        """A correct login from address: its failures are forgotten."""
+        with self._lock:
+            self._failures.pop(address, None)
+
+    def middleware(self, app: Any) -> Any:
+        """ASGI middleware that passes POST /login through this throttle."""
+
+        async def throttled(scope: dict, receive: Any, send: Any) -> None:
+            path = scope.get("path", "").rstrip("/")
+            if (
+                scope["type"] != "http"
+                or scope.get("method") != "POST"
+                or not path.endswith("/login")
+            ):
+                return await app(scope, receive, send)
+            address = (scope.get("client") or ("unknown",))[0]
+            wait = self.attempt(address)
+            if wait > 0:
+                seconds = math.ceil(wait)
+                response = JSONResponse(
+                    {"detail": f"Too many failed logins: try again in {seconds} s."},
+                    status_code=429,
+                    headers={"Retry-After": str(seconds)},
+                )
+                return await response(scope, receive, send)
+
+            async def watch(message: dict) -> None:
+                if message["type"] == "http.response.start" and message["status"] == 200:
+                    self.succeeded(address)
+                await send(message)
+
+            await app(scope, receive, watch)
+
+        return throttled
+
+
 def launch(demo: gr.Blocks, cfg: Config, auth: list[tuple[str, str]] | None, **kwargs: Any) -> Any:
     """Queue and launch the app on cfg.host:cfg.port; never shared publicly."""
     demo.queue(default_concurrency_limit=1, max_size=64)
+    throttle = LoginThrottle()
+    middleware = [Middleware(ContentSecurityPolicy), Middleware(throttle.middleware)]
     theme = gr.themes.Default(
         font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
     )  # system fonts: the page loads nothing from the internet
@@ -817,7 +972,13 @@ def launch(demo: gr.Blocks, cfg: Config, auth: list[tuple[str, str]] | None, **k
         server_port=cfg.port,
         share=False,
         auth=auth,
-        auth_message="Log in to the document assistant." if auth else None,
+        auth_message=(
+            f"Log in to the document assistant. After {LOGIN_FREE_FAILURES} failed logins an "
+            f"address waits {LOGIN_WAIT_S:.0f} s, twice as long after each further failure."
+        )
+        if auth
+        else None,
+        app_kwargs={"middleware": middleware},
         show_error=True,
         max_file_size=cfg.max_document_bytes,
         ssr_mode=False,
