@@ -311,6 +311,7 @@ ANSWER_FIELDS = (
     "evidence_words",
     "answer_threshold",
     "system_prompt",
+    "answer_cue",
     "generator",
     "engine",
     "max_new_tokens",
@@ -410,11 +411,18 @@ class ReplayGenerator:
         return self.inner.count_tokens(text)
 
     def stream(
-        self, messages, max_new_tokens: int = 256, stop=None, prefix="", options=(), pick=None
+        self,
+        messages,
+        max_new_tokens: int = 256,
+        stop=None,
+        prefix="",
+        options=(),
+        pick=None,
+        then="",
     ):
         request = [self.name, messages, max_new_tokens]
         if pick is not None or prefix:
-            request += [prefix, list(options)]
+            request += [prefix, list(options), then]
         blob = json.dumps(request, ensure_ascii=False)
         key = hashlib.sha256(blob.encode()).hexdigest()
         entry = self.entries.get(key)
@@ -448,7 +456,7 @@ class ReplayGenerator:
             max_new_tokens,
             stop=stop,
             prefix=prefix,
-            **({"options": options, "pick": capture} if pick else {}),
+            **({"options": options, "pick": capture, "then": then} if pick else {}),
         ):
             if first_ms is None:
                 first_ms = (time.perf_counter() - started) * 1000

@@ -34,6 +34,7 @@ _DATELINE_ONLY = re.compile(
 _DATELINE = re.compile(
     r"\b(?:[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8}\.? \d{4}|\d{4}-\d{2}-\d{2})\b"
 )
+_PRONOUN = re.compile(r"\b(he|she|they|him|her|them|his|their|its|it)\b", re.I)
 MIN_WORDS = 4  # a shorter sentence gets the one before it as context
 
 
@@ -52,6 +53,18 @@ def spans(text: str) -> list[tuple[int, int]]:
                 lead = len(piece) - len(piece.lstrip())
                 out.append((pos + at + lead, pos + at + lead + len(stripped)))
     return out
+
+
+def _leans_on(sentence: str, before: str, names: set[str]) -> bool:
+    """Whether a sentence needs the one before it: it opens with a pronoun or a connective, is
+    very short, or speaks of "he"/"she"/"they" while only the sentence before names whom the
+    question asks about."""
+    if _LEANS_BACK.match(sentence) or len(sentence.split()) < MIN_WORDS:
+        return True
+    if not names or not _PRONOUN.search(sentence):
+        return False
+    here, there = sentence.lower(), before.lower()
+    return any(n in there and n not in here for n in names)
 
 
 def passage_date(hit: Hit) -> str:
@@ -78,6 +91,7 @@ def select(
     words in all; a passage's instructions to the model ("ignore the above ...") are never units.
     """
     candidates: list[tuple[int, int, int]] = []  # (passage index, start, end) in chunk text
+    names = {t for t in key_terms(question) if not t[0].isdigit()}
     for p, hit in enumerate(hits):
         text = hit.chunk.text
         sents = [
@@ -89,11 +103,8 @@ def select(
             sentence = text[a:b]
             if _INJECTION.search(sentence):
                 continue
-            if (
-                i > 0
-                and (_LEANS_BACK.match(sentence) or len(sentence.split()) < MIN_WORDS)
-                and not _INJECTION.search(text[sents[i - 1][0] : sents[i - 1][1]])
-            ):
+            before = text[sents[i - 1][0] : sents[i - 1][1]] if i else ""
+            if before and not _INJECTION.search(before) and _leans_on(sentence, before, names):
                 a = sents[i - 1][0]
             candidates.append((p, a, b))
     if not candidates:

@@ -59,13 +59,15 @@ class Generator(Protocol):
         prefix: str = "",
         options: Sequence[str] = (),
         pick: Pick | None = None,
+        then: str = "",
     ) -> Iterator[str]:
         """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early.
 
         With `prefix`, the reply is continued from that text (not yielded). With `pick`, the
         model's next-token probabilities of `options` (single tokens) are read in the same pass
         that processes the prompt, `pick` chooses one, and the reply continues from it (the
-        option is yielded first); when `pick` returns None the reply ends there, empty.
+        option is yielded first), then from `then` (not yielded); when `pick` returns None the
+        reply ends there, empty.
         """
         ...
 
@@ -308,6 +310,7 @@ class TransformersGenerator:
         prefix: str = "",
         options: Sequence[str] = (),
         pick: Pick | None = None,
+        then: str = "",
     ) -> Iterator[str]:
         """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early."""
         text = self.tokenizer.apply_chat_template(
@@ -330,6 +333,7 @@ class TransformersGenerator:
                 return
             yield choice
             ids = ids + [option_ids[list(options).index(choice)]]
+            ids += self.tokenizer(then, add_special_tokens=False)["input_ids"] if then else []
         yield from self._generate(ids, max_new_tokens, stop)
 
     def _generate(
@@ -620,6 +624,7 @@ class LlamaCppGenerator:
         prefix: str = "",
         options: Sequence[str] = (),
         pick: Pick | None = None,
+        then: str = "",
     ) -> Iterator[str]:
         """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early."""
         messages = _plain(messages)
@@ -640,6 +645,10 @@ class LlamaCppGenerator:
                     return
                 yield choice
                 tokens.append(option_ids[list(options).index(choice)])
+                if then:
+                    tokens += self.llama.tokenize(
+                        then.encode("utf-8"), add_bos=False, special=False
+                    )
             # A token list goes in as is (no BOS added); llama.cpp reuses the KV cache of the
             # longest prefix it shares with the previous request, so the tokens just read by
             # _next_logits are not processed again.

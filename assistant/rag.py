@@ -263,7 +263,13 @@ class Assistant:
         options = [str(n) for n in range(len(units) + 1)]
         text, n_tokens, first = "", 0, None
         for piece in self.generator.stream(
-            messages, self.cfg.max_new_tokens, stop=stop, prefix="[", options=options, pick=choose
+            messages,
+            self.cfg.max_new_tokens,
+            stop=stop,
+            prefix="[",
+            options=options,
+            pick=choose,
+            then=self.cfg.answer_cue,
         ):
             if first is None:
                 first = time.perf_counter()
@@ -308,8 +314,8 @@ class Assistant:
         if not kept:
             # A bare marker, a restated question or a refusal after pointing at the unit: the
             # decision stands and the unit's own words answer.
-            quote = " ".join(unit.text.split())
-            kept = [Sentence(f"{quote} [{unit.passage}]", (unit.passage,), True)]
+            quote = " ".join(unit.text.split()).rstrip(" .")
+            kept = [Sentence(f"{quote} [{unit.passage}].", (unit.passage,), True)]
         citation = Citation(unit.passage, hit.chunk.doc_id, hit.chunk.id, True, unit.text)
         answer = _replace(base, sentences=tuple(kept), citations=(citation,))
         return _final(answer, " ".join(s.text for s in kept), False, timings, started)
@@ -317,7 +323,7 @@ class Assistant:
 
 def _body(reply: str) -> str:
     """What the model wrote after the unit number it picked, without markers."""
-    text = re.sub(r"^\s*\d*\s*\]?\s*", "", reply)
+    text = re.sub(r"^\s*\d*\s*\]?\s*(?:Answer:)?\s*", "", reply)
     return " ".join(MARKER.sub(" ", text).split())
 
 

@@ -62,7 +62,8 @@ ADD_DOCUMENTS_HELP = (  # HTML: shown as the chat's placeholder and as a reply
 
 CSS = """
 .answer-marker { font-weight: 600; text-decoration: none; }
-.unsupported { text-decoration: underline wavy #c2410c; text-underline-offset: 3px; }
+.evidence { margin-top: .5em; font-size: .9em; opacity: .8; }
+.evidence ol { margin: .3em 0 0 1.2em; padding: 0; }
 .timings { display: block; margin-top: .4em; font-size: .78em; opacity: .65; }
 #sources .src-card { border: 1px solid var(--border-color-primary); border-radius: 8px;
   padding: .6em .8em; margin: 0 0 .7em 0; }
@@ -72,7 +73,6 @@ CSS = """
 #sources .src-text { white-space: pre-wrap; font-size: .9em; margin: 0; }
 #sources mark { background: #fde68a; color: inherit; padding: 0 .1em; }
 #sources mark.weak { background: #fed7aa; }
-#sources .src-warn { color: #c2410c; font-size: .85em; }
 #sources .empty { opacity: .7; }
 .doc-table table { width: 100%; border-collapse: collapse; }
 .doc-table th, .doc-table td { text-align: left; padding: .3em .5em;
@@ -164,29 +164,20 @@ def format_timings(timings: dict[str, float]) -> str:
 
 
 def render_answer(answer: Answer, turn: int, final: bool = True) -> str:
-    """The chat bubble of an answer: escaped text, [n] links, unsupported sentences marked."""
-    text, n = answer.text, len(answer.passages)
-    if not final or not answer.sentences:
-        body = _link_markers(_e(text), turn, n)
-    else:
-        # Wrap each sentence where it sits in the text, so the text between stays as it was.
-        out, cursor = [], 0
-        for sentence in answer.sentences:
-            at = text.find(sentence.text, cursor)
-            if at < 0:
-                continue
-            out.append(_link_markers(_e(text[cursor:at]), turn, n))
-            piece = _link_markers(_e(sentence.text), turn, n)
-            if not sentence.supported:
-                piece = (
-                    '<span class="unsupported" title="not supported by the cited passages">'
-                    f"⚠ {piece}</span>"
-                )
-            out.append(piece)
-            cursor = at + len(sentence.text)
-        out.append(_link_markers(_e(text[cursor:]), turn, n))
-        body = "".join(out)
+    """The chat bubble of an answer: escaped text with [n] links; while it is being written,
+    the evidence the model is reading below it (the first update shows only that)."""
+    body = _link_markers(_e(answer.text), turn, len(answer.passages))
     body = body.replace("\n", "<br>")  # the chat shows HTML, not Markdown (render_markdown=False)
+    if not final and answer.evidence:
+        items = "".join(
+            f"<li>{_link_markers(_e(f'[{u.passage}]'), turn, len(answer.passages))} "
+            f"{_e(' '.join(u.text.split()))}</li>"
+            for u in answer.evidence
+        )
+        body += (
+            '<div class="evidence"><b>Evidence found</b> (not an answer yet: the model is '
+            f"reading these sentences)<ol>{items}</ol></div>"
+        )
     if final and answer.timings:
         body += f'<span class="timings">{_e(format_timings(answer.timings))}</span>'
     return body
@@ -231,43 +222,50 @@ def cited_numbers(answer: Answer) -> list[int]:
     return [n for n in dict.fromkeys(found) if 1 <= n <= len(answer.passages)]
 
 
+def shown_numbers(answer: Answer) -> list[int]:
+    """Cited passages, then the other passages that hold evidence the model was shown."""
+    evidence = [u.passage for u in answer.evidence if 1 <= u.passage <= len(answer.passages)]
+    return list(dict.fromkeys([*cited_numbers(answer), *evidence]))
+
+
 def _card(answer: Answer, turn: int, n: int, selected: bool) -> str:
     hit = answer.passages[n - 1]
     c = hit.chunk
-    cites = [x for x in answer.citations if x.n == n]
-    quotes = [(x.quote, x.supported) for x in cites]
-    warn = ""
-    if cites and not any(x.supported for x in cites):
-        warn = '<div class="src-warn">⚠ this passage does not support the sentence citing it</div>'
+    # The cited sentence is marked strongly; the other evidence sentences shown to the model, lightly.
+    quotes = [(x.quote, True) for x in answer.citations if x.n == n]
+    quotes += [(u.text, False) for u in answer.evidence if u.passage == n]
     date = f" · {_e(c.date)}" if c.date else ""
     cls = "src-card selected" if selected else "src-card"
     return (
         f'<div class="{cls}" id="src-{turn}-{n}">'
         f'<div class="src-head"><b>[{n}] {_e(c.title or c.doc_id)}</b>{date}'
         f'<br><span class="src-where">{_e(c.doc_id)} · {_e(_where(hit))}</span></div>'
-        f'<p class="src-text">{_highlight(c.text, quotes)}</p>{warn}</div>'
+        f'<p class="src-text">{_highlight(c.text, quotes)}</p></div>'
     )
 
 
 def _answer_sources(answer: Answer, turn: int, selected: int | None = None) -> str:
     cited = cited_numbers(answer)
-    if selected in cited:
-        cited.remove(selected)
-        cited.insert(0, selected)
-    parts = [_card(answer, turn, n, n == selected) for n in cited]
+    shown = shown_numbers(answer)
+    if selected in shown:
+        shown.remove(selected)
+        shown.insert(0, selected)
+    parts = []
     if not cited:
-        note = (
-            "No passage in the documents answers this question."
-            if answer.abstained
-            else "The answer cites no passage yet."
-        )
+        if answer.abstained:
+            note = "No passage in the documents answers this question."
+        elif answer.evidence:
+            note = "Evidence found in these passages; the answer is being written."
+        else:
+            note = "The answer cites no passage yet."
         parts.append(f'<p class="empty">{note}</p>')
-    rest = [n for n in range(1, len(answer.passages) + 1) if n not in cited]
+    parts += [_card(answer, turn, n, n == selected) for n in shown]
+    rest = [n for n in range(1, len(answer.passages) + 1) if n not in shown]
     if rest:
         cards = "".join(_card(answer, turn, n, n == selected) for n in rest)
         is_open = " open" if selected in rest else ""
         parts.append(
-            f"<details{is_open}><summary>Other retrieved passages ({len(rest)}, not cited)"
+            f"<details{is_open}><summary>Other retrieved passages ({len(rest)})"
             f"</summary>{cards}</details>"
         )
     return "".join(parts)
@@ -288,10 +286,10 @@ def render_sources(answers: Sequence[Answer], selected: int | None = None) -> st
 
 
 def passage_choices(answer: Answer | None) -> list[tuple[str, int]]:
-    """(label, n) of the passages an answer cites, for the "show passage" selector."""
+    """(label, n) of the passages an answer cites or drew evidence from, for the selector."""
     if answer is None:
         return []
-    return [(f"[{n}] {answer.passages[n - 1].chunk.title}", n) for n in cited_numbers(answer)]
+    return [(f"[{n}] {answer.passages[n - 1].chunk.title}", n) for n in shown_numbers(answer)]
 
 
 # --- chat ---------------------------------------------------------------------------------
@@ -371,7 +369,8 @@ def respond(
     try:
         for answer in assistant.stream(question, pairs, stop=stop):
             history[-1] = {"role": "assistant", "content": render_answer(answer, turn, final=False)}
-            yield list(history), render_sources([*answers, answer]), "Answering…", answers
+            status = "Answering…" if answer.text else "Evidence found; the model is reading it…"
+            yield list(history), render_sources([*answers, answer]), status, answers
     except QuestionError as e:
         history = history[:-2]
         yield history, sources, f"⚠ {e}", answers

@@ -79,6 +79,7 @@ class ScriptedGenerator:
         prefix: str = "",
         options: Sequence[str] = (),
         pick: Callable[[dict[str, float]], str | None] | None = None,
+        then: str = "",
     ) -> Iterator[str]:
         with self._lock:
             self.prompts.append(messages)

@@ -166,3 +166,13 @@ def test_the_threshold_is_a_setting(cfg):
     q = "Who won the Norway Chess tournament?"
     assert not make(Config(**{**cfg.__dict__, "answer_threshold": 0.0}), reply).ask(q).abstained
     assert make(Config(**{**cfg.__dict__, "answer_threshold": 1.0}), reply).ask(q).abstained
+
+
+def test_a_quote_whose_speaker_is_named_just_before_takes_that_sentence_along():
+    hit = _hit(
+        "Zelensky has called on the United States to do more. "
+        '"A ceasefire without guarantees is dangerous," he said.'
+    )
+    q = "What did Zelensky say about a ceasefire?"
+    units = evidence.select(q, [hit], HashingEmbedder().embed)
+    assert any(u.text == hit.chunk.text for u in units)
