@@ -231,7 +231,7 @@ def shown_numbers(answer: Answer) -> list[int]:
 def _card(answer: Answer, turn: int, n: int, selected: bool) -> str:
     hit = answer.passages[n - 1]
     c = hit.chunk
-    # The cited sentence is marked strongly; the other evidence sentences shown to the model, lightly.
+    # The cited sentence is marked strongly, the other evidence shown to the model lightly.
     quotes = [(x.quote, True) for x in answer.citations if x.n == n]
     quotes += [(u.text, False) for u in answer.evidence if u.passage == n]
     date = f" · {_e(c.date)}" if c.date else ""
