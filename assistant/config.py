@@ -49,7 +49,7 @@ class Config:
     keyword_weight: float = 1.0
     rrf_k: int = 60
     # Abstention: refuse when the best passage's cosine similarity is below this.
-    min_relevance: float = 0.3
+    min_relevance: float = 0.15
     # Evidence units: the sentences of the passages put before the model, at most this many
     # and this many words in all.
     evidence_units: int = 6

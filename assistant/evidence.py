@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .citations import _INJECTION, _SENTENCE_END, key_terms
+from .decision import asked_type, holds_type
 from .retrieval import keywords
 from .schema import Evidence, Hit
 
@@ -82,11 +83,13 @@ def select(
     limit: int = 6,
     max_words: int = 150,
     keyword_weight: float = 0.5,
+    type_weight: float = 0.2,
 ) -> list[Evidence]:
     """The `limit` sentences of `hits` that bear most on `question`, best first, numbered 1..n.
 
     A sentence's score is its cosine to the question plus `keyword_weight` times the share of
-    the question's keywords it (with its context) contains. A sentence that leans on the one
+    the question's keywords it (with its context) contains, plus `type_weight` when it holds
+    the kind of answer asked (a date, a number, a name). A sentence that leans on the one
     before it ("He said ...") or is very short takes that one along. Units stop at `max_words`
     words in all; a passage's instructions to the model ("ignore the above ...") are never units.
     """
@@ -101,8 +104,8 @@ def select(
         ]
         for i, (a, b) in enumerate(sents):
             sentence = text[a:b]
-            if _INJECTION.search(sentence):
-                continue
+            if _INJECTION.search(sentence) or sentence.rstrip("\"'”’ ").endswith("?"):
+                continue  # an instruction to the model, or a question (it answers nothing)
             before = text[sents[i - 1][0] : sents[i - 1][1]] if i else ""
             if before and not _INJECTION.search(before) and _leans_on(sentence, before, names):
                 a = sents[i - 1][0]
@@ -114,6 +117,7 @@ def select(
     cosines = vectors[1:] @ vectors[0]
     asked = set(keywords(question))
     terms = key_terms(question)
+    kind = asked_type(question)
     scores = []
     for (p, _, _), text, cos in zip(candidates, texts, cosines):
         hit = hits[p]
@@ -121,7 +125,10 @@ def select(
         words = set(keywords(context))
         share = len(asked & words) / len(asked) if asked else 0.0
         found = {t for t in terms if t in context.lower()}
-        scores.append(float(cos) + keyword_weight * share + 0.1 * len(found) / max(len(terms), 1))
+        score = float(cos) + keyword_weight * share + 0.1 * len(found) / max(len(terms), 1)
+        # A sentence that holds the kind of answer asked (a date for "when") ranks above one
+        # that only repeats the question's words.
+        scores.append(score + (type_weight if kind and holds_type(kind, text, question) else 0.0))
     chosen: list[int] = []
     used_words = 0
     for i in sorted(range(len(candidates)), key=lambda i: (-scores[i], i)):

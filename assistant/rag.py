@@ -293,22 +293,28 @@ class Assistant:
         if not decided or decided["probability"] < self.cfg.answer_threshold:
             return _final(base, REFUSAL + note, True, timings, started)
         unit: Evidence = decided["unit"]
-        hit = base.passages[unit.passage - 1]
         question = base.standalone_question or base.question
         body = _body(raw)
         kept: list[Sentence] = []
+        quotes: dict[int, str] = {unit.passage: unit.text}
         if re.search(r"[^\W\d]", body) and not is_refusal(body):
             cited = " ".join(f"{s.rstrip(' .')} [{unit.passage}]." for s in sentences_of(body))
-            _, sentences, _ = self.checker.check(cited, base.passages, question)
+            # A claim the picked unit does not support may be supported by another passage the
+            # evidence came from (the model's pointer was off by one unit): it stands, citing it.
+            _, sentences, found = self.checker.check(cited, base.passages, question)
+            sources = {u.passage for u in base.evidence}
             kept = [
                 s
                 for s in sentences
-                if s.supported and unit.passage in s.markers and adds_information(s.text, question)
+                if s.supported and set(s.markers) <= sources and adds_information(s.text, question)
             ]
+            for c in found:
+                if c.supported:
+                    quotes.setdefault(c.n, c.quote)
             if len(kept) < len(sentences):
                 log.info("cut unsupported sentences from %r", body)
             if not kept and any(adds_information(s.text, question) for s in sentences):
-                # It wrote claims, and the unit it picked supports none of them: an invention.
+                # It wrote claims, and no evidence supports any of them: an invention.
                 log.info("abstained: no claim of the reply is supported: %r", body)
                 return _final(base, REFUSAL + note, True, timings, started)
         if not kept:
@@ -316,8 +322,18 @@ class Assistant:
             # decision stands and the unit's own words answer.
             quote = " ".join(unit.text.split()).rstrip(" .")
             kept = [Sentence(f"{quote} [{unit.passage}].", (unit.passage,), True)]
-        citation = Citation(unit.passage, hit.chunk.doc_id, hit.chunk.id, True, unit.text)
-        answer = _replace(base, sentences=tuple(kept), citations=(citation,))
+        used = dict.fromkeys(n for s in kept for n in s.markers)
+        citations = tuple(
+            Citation(
+                n,
+                base.passages[n - 1].chunk.doc_id,
+                base.passages[n - 1].chunk.id,
+                True,
+                quotes[n],
+            )
+            for n in used
+        )
+        answer = _replace(base, sentences=tuple(kept), citations=citations)
         return _final(answer, " ".join(s.text for s in kept), False, timings, started)
 
 
