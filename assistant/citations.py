@@ -18,10 +18,11 @@ from .schema import Citation, Hit, Sentence
 
 MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A sentence ends at . ! ? before a capital or digit, but not after an initial or a title
-# ("U.S. Open", "Mr. Sibiha").
+# ("U.S. Open", "Mr. Sibiha"), nor after a month's abbreviation before its day ("Nov. 12").
 _SENTENCE_END = re.compile(
     r"(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bMrs\.)"
     r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])"
+    r"(?<!\b(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\.\s(?=\d))"
 )
 _DATELINE = re.compile(
     r"^(?:[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8}\.? \d{4}|\d{4}-\d{2}-\d{2})\W*$"

@@ -74,9 +74,11 @@ FEATURES = (
     "numbers",  # 1 if every number of the question (a year, an edition) is found with it, else 0
     "type",  # 1 if the unit holds the kind of answer asked (date, number, name), 0 if not
     "rank",  # 1 / the retrieval rank of the unit's passage
+    "order",  # 1 / the unit's place among the units (they are numbered best first)
+    "top",  # 1 if the model gives this unit its highest probability, else 0
 )
 # Fitted by `python benchmarks/decision.py --fit ...` (see docs/EVAL.md); intercept last.
-WEIGHTS = (2.0, -2.0, 2.0, 1.0, 1.5, 2.0, 2.0, 0.5, -4.0)
+WEIGHTS = (2.0, -2.0, 2.0, 1.0, 1.5, 2.0, 2.0, 0.5, 0.0, 1.0, -4.0)
 
 
 def asked_type(question: str) -> str:
@@ -95,7 +97,7 @@ def holds_type(kind: str, text: str, question: str = "") -> bool:
     if kind == "date":
         return any(m.group(0).lower() not in asked for m in _HAS_DATE.finditer(text))
     if kind == "name":
-        names = {w.lower().strip(".'’") for w in _CAPITALISED.findall(text)[1:]}
+        names = {w.lower().strip(".'’") for w in _CAPITALISED.findall(text)}
         names = {w for w in names if w and w not in STOPWORDS and w not in _NOT_NAMES}
         return bool(names - asked)
     return True
@@ -110,6 +112,7 @@ def unit_features(
     names = terms - numbers
     words = _words(f"{context} {unit.text}")
     kind = asked_type(question)
+    units = {k: v for k, v in probs.items() if k != "0"}
     return {
         "p_pick": probs.get(str(unit.n), 0.0),
         "p_none": probs.get("0", 0.0),
@@ -119,6 +122,8 @@ def unit_features(
         "numbers": float(all(_found(n, words) for n in numbers)),
         "type": float(holds_type(kind, unit.text, question)),
         "rank": 1.0 / unit.passage,
+        "order": 1.0 / unit.n,
+        "top": float(bool(units) and max(units, key=units.get) == str(unit.n)),
     }
 
 

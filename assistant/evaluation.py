@@ -220,9 +220,11 @@ def score(questions: Sequence[Question], rows: dict[str, dict], retrieval_only: 
     abstention = {"refusal_rate_unanswerable": None, "false_refusal_rate_answerable": None}
     latency = {
         "retrieval_ms_p50": _rounded(percentile([r["retrieval_ms"] for _, r in done], 50), 1),
+        "evidence_ms_p50": None,
         "first_token_ms_p50": None,
         "total_ms_p50": None,
         "total_ms_p95": None,
+        "prompt_tokens_p50": None,
     }
     if not retrieval_only:
         scored = [(q, r) for q, r in answerable if q.answers]
@@ -268,6 +270,10 @@ def score(questions: Sequence[Question], rows: dict[str, dict], retrieval_only: 
             ),
             1,
         )
+        evidence = [t["evidence_ms"] for t in timings if t.get("evidence_ms") is not None]
+        tokens = [t["prompt_tokens"] for t in timings if t.get("prompt_tokens") is not None]
+        latency["evidence_ms_p50"] = _rounded(percentile(evidence, 50), 1)
+        latency["prompt_tokens_p50"] = _rounded(percentile(tokens, 50), 1)
         latency["first_token_ms_p50"] = _rounded(percentile(first, 50), 1)
         latency["total_ms_p50"] = _rounded(percentile(total, 50), 1)
         latency["total_ms_p95"] = _rounded(percentile(total, 95), 1)
@@ -515,7 +521,14 @@ def run_question(assistant, q: Question, retrieval_only: bool) -> dict:
         query = answer.standalone_question or q.question
         timings = {
             k: answer.timings.get(k)
-            for k in ("retrieval_ms", "evidence_ms", "first_token_ms", "total_ms", "tokens_per_s")
+            for k in (
+                "retrieval_ms",
+                "evidence_ms",
+                "first_token_ms",
+                "total_ms",
+                "tokens_per_s",
+                "prompt_tokens",
+            )
         }
         if replay is not None and replay.replayed:
             timings = _add_replayed_time(timings, replay.replayed)

@@ -260,6 +260,7 @@ class Assistant:
             return str(unit.n) if p >= self.cfg.answer_threshold else None
 
         messages = evidence_messages(standalone, units, self.cfg.system_prompt)
+        timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
         options = [str(n) for n in range(len(units) + 1)]
         text, n_tokens, first = "", 0, None
         for piece in self.generator.stream(

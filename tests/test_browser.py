@@ -145,10 +145,15 @@ def test_question_streams_a_cited_answer_in_chromium(server):
 
             page.fill("#question textarea", QUESTION)
             page.click("#send")
-            # Streaming: some answer text shows before the final answer (with its timings).
+            # The evidence shows first, marked as not yet an answer, while the model reads it;
+            # then the final answer (with its timings) replaces it.
             bot = page.locator("#chat .bot").last
             bot.wait_for(timeout=ANSWER_TIMEOUT_S * 1000)
+            page.wait_for_selector("#chat .evidence", timeout=ANSWER_TIMEOUT_S * 1000)
+            assert page.locator("#chat .timings").count() == 0  # the answer is not complete yet
+            assert "Evidence found" in page.locator("#chat .evidence").last.inner_text()
             page.wait_for_selector("#chat .timings", timeout=ANSWER_TIMEOUT_S * 1000)
+            assert page.locator("#chat .evidence").count() == 0
             page.screenshot(path=str(ARTIFACTS / "browser-answer.png"), full_page=True)
 
             answer = page.locator("#chat .bot").last.inner_text()

@@ -36,7 +36,14 @@ GROUPS = {
     "answers": {"accuracy", "f1"},
     "citations": {"precision", "recall"},
     "abstention": {"refusal_rate_unanswerable", "false_refusal_rate_answerable"},
-    "latency": {"retrieval_ms_p50", "first_token_ms_p50", "total_ms_p50", "total_ms_p95"},
+    "latency": {
+        "retrieval_ms_p50",
+        "evidence_ms_p50",
+        "first_token_ms_p50",
+        "total_ms_p50",
+        "total_ms_p95",
+        "prompt_tokens_p50",
+    },
 }
 
 

@@ -171,6 +171,10 @@ def test_abbreviations_do_not_end_sentences():
         "Gauff won the U.S. Open in New York.",
         "Mr. Smith watched.",
     ]
+    assert sentences_of("It premieres on Thursday, Nov. 12. Fans wait.") == [
+        "It premieres on Thursday, Nov. 12.",
+        "Fans wait.",
+    ]
 
 
 # --- answering ---------------------------------------------------------------------------

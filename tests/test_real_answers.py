@@ -47,6 +47,32 @@ def test_factual_question_gets_a_supported_citation(assistant):
     assert answer.timings["first_token_ms"] > 0 and answer.timings["tokens_per_s"] > 0
 
 
+@pytest.mark.parametrize(
+    ("question", "stated"),
+    [
+        ("By what date should the rare earth deal be finalized?", "April 26"),  # a date
+        ("Where did Rubio meet European leaders?", "Paris"),  # a place
+        ("What did Zelensky say about a ceasefire without security guarantees?", "dangerous"),
+    ],
+)
+def test_a_fact_stated_in_one_sentence_is_answered_with_it(assistant, question, stated):
+    answer = assistant.ask(question)
+    assert not answer.abstained, (answer.text, answer.decision)
+    assert stated in answer.text
+    (citation,) = answer.citations
+    assert stated in citation.quote  # the cited evidence sentence states it
+    passage = answer.passages[citation.n - 1].chunk
+    assert citation.quote in passage.text
+    unit = next(u for u in answer.evidence if u.text == citation.quote)
+    document = (assistant.cfg.seeds_dir / unit.doc_id).read_text("utf-8")
+    assert document[unit.start : unit.end] == unit.text  # exact offsets for the highlight
+
+
+def test_a_quantity_the_article_never_gives_is_refused(assistant):
+    answer = assistant.ask("How many troops will the multinational contingent have?")
+    assert answer.abstained, (answer.text, answer.decision)
+
+
 def test_question_the_article_does_not_answer_is_refused(assistant):
     answer = assistant.ask("What is the population of Brazil?")
     assert answer.abstained
