@@ -567,7 +567,7 @@ def _plain(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 class LlamaCppGenerator:
-    """A GGUF model run by llama-cpp-python, streamed with create_chat_completion."""
+    """A GGUF model run by llama-cpp-python: its chat template, then a streamed completion."""
 
     def __init__(self, llama: Any, name: str) -> None:
         self.llama = llama

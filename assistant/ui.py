@@ -146,7 +146,7 @@ def _link_markers(escaped: str, turn: int, n_passages: int) -> str:
 
 
 def format_timings(timings: dict[str, float]) -> str:
-    """One line: retrieval, first token, total, tokens per second (what is known)."""
+    """One line: retrieval, evidence, first token, total, tokens per second (what is known)."""
 
     def dur(ms: float) -> str:
         return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
@@ -154,6 +154,8 @@ def format_timings(timings: dict[str, float]) -> str:
     parts = []
     if "retrieval_ms" in timings:
         parts.append(f"retrieval {dur(timings['retrieval_ms'])}")
+    if "evidence_ms" in timings:
+        parts.append(f"evidence {dur(timings['evidence_ms'])}")
     if "first_token_ms" in timings:
         parts.append(f"first token {dur(timings['first_token_ms'])}")
     if "total_ms" in timings:
