@@ -599,6 +599,7 @@ def evaluate(
         seeds_dir=eval_set.corpus_dir,
         index_dir=index_dir,
         candidates=max(cfg.candidates, RETRIEVAL_DEPTH),
+        follow_external_links=True,  # a set's corpus may link documents kept elsewhere
     )
     report = build_index(
         run_cfg, embedder, progress=_index_progress(show_progress), lock_wait_s=600

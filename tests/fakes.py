@@ -106,9 +106,12 @@ class ScriptedGenerator:
 SEEDS = Path(__file__).parent.parent / "seeds"
 
 
-def seeded_config(tmp_path: Path, **overrides) -> Config:
-    """The shipped seeds copied under tmp_path and indexed with the hashing embedder."""
+def seeded_config(tmp_path: Path, extra: dict[str, str] | None = None, **overrides) -> Config:
+    """The shipped seeds (plus `extra` documents, name: text) copied under tmp_path and indexed
+    with the hashing embedder."""
     shutil.copytree(SEEDS, tmp_path / "seeds")
+    for name, text in (extra or {}).items():
+        (tmp_path / "seeds" / name).write_text(text, encoding="utf-8")
     settings = dict(
         seeds_dir=tmp_path / "seeds",
         index_dir=tmp_path / "index",

@@ -8,7 +8,7 @@ from fakes import HashingEmbedder, ScriptedGenerator, passage_number, seeded_con
 from assistant import decision, evidence
 from assistant.citations import evidence_messages
 from assistant.config import Config
-from assistant.rag import Assistant, build_index
+from assistant.rag import Assistant
 from assistant.schema import Chunk, Evidence, Hit
 
 EXTRA = {
@@ -21,11 +21,7 @@ EXTRA = {
 
 @pytest.fixture()
 def cfg(tmp_path) -> Config:
-    c = seeded_config(tmp_path)
-    for name, text in EXTRA.items():
-        (c.seeds_dir / name).write_text(text, encoding="utf-8")
-    build_index(c, HashingEmbedder())
-    return c
+    return seeded_config(tmp_path, EXTRA)
 
 
 def _hit(text: str, doc: str = "d", start: int = 0, date: str | None = None) -> Hit:

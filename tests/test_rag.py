@@ -12,7 +12,7 @@ from fakes import HashingEmbedder, ScriptedGenerator, passage_number, seeded_con
 from assistant import cli
 from assistant.citations import SupportChecker, sentences_of, strip_unknown_markers
 from assistant.config import Config
-from assistant.rag import Assistant, QuestionError, build_index, clean_question
+from assistant.rag import Assistant, QuestionError, clean_question
 from assistant.retrieval import merge_overlaps
 from assistant.schema import Chunk, Hit
 
@@ -26,11 +26,7 @@ EXTRA = {
 
 @pytest.fixture()
 def cfg(tmp_path) -> Config:
-    c = seeded_config(tmp_path)
-    for name, text in EXTRA.items():
-        (c.seeds_dir / name).write_text(text, encoding="utf-8")
-    build_index(c, HashingEmbedder())
-    return c
+    return seeded_config(tmp_path, EXTRA)
 
 
 def make(cfg: Config, reply="") -> Assistant:

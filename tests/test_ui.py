@@ -147,7 +147,8 @@ def test_history_pairs_accepts_gradio_shapes():
 
 def test_stop_ends_generation(cfg):
     stop = threading.Event()
-    assistant = make(cfg, " ".join(["The goal is to finalize the deal by April 26."] * 40))
+    sentences = " ".join(["The goal is to finalize the deal by April 26."] * 40)
+    assistant = make(cfg, lambda m: f"[{passage_number(m, 'April 26')}] {sentences}")
     updates = []
     for update in ui.respond(assistant, "When is the deal final?", [], [], stop):
         updates.append(update)
@@ -161,7 +162,7 @@ def test_stop_ends_generation(cfg):
 
 def test_two_sessions_stream_at_once_and_stop_is_per_session(cfg):
     long_reply = " ".join(["The goal is to finalize the deal by April 26."] * 30)
-    assistant = make(cfg, lambda messages: long_reply)
+    assistant = make(cfg, lambda m: f"[{passage_number(m, 'April 26')}] {long_reply}")
     signals = ui.StopSignals()
     results: dict[str, list] = {}
 
