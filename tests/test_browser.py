@@ -224,7 +224,8 @@ def test_answer_and_passage_never_load_remote_resources(tmp_path, recorder):
     )
     cfg = seeded_config(tmp_path)
     (cfg.seeds_dir / "vault.txt").write_text(f"Vault notes\n\n{claim}.\n", encoding="utf-8")
-    cfg = Config(**{**cfg.__dict__, "port": _free_port()})
+    # The test is about rendering, not about the decision: the answer always goes through.
+    cfg = Config(**{**cfg.__dict__, "port": _free_port(), "answer_threshold": 0.0})
     generator = ScriptedGenerator(lambda m: f"{claim} [{passage_number(m, '4471')}].")
     assistant = Assistant(cfg, HashingEmbedder(), generator)
     assistant.rebuild()
