@@ -36,6 +36,7 @@ _HAS_NUMBER = re.compile(
     r"forty|fifty|hundred|thousand|million|billion|trillion|dozens?|half)\b",
     re.I,
 )
+_AMOUNT = re.compile(r"\d|hundred|thousand|million|billion|trillion|dozen|half", re.I)
 _COUNTED = re.compile(r"\bhow many (?:of (?:the )?)?(\w+)", re.I)
 _ASKS = (
     (
@@ -97,7 +98,9 @@ def holds_type(kind: str, text: str, question: str = "") -> bool:
         numbers = [m for m in _HAS_NUMBER.finditer(text) if m.group(0).lower() not in asked]
         counted = _COUNTED.search(question)
         if counted is None:
-            return bool(numbers)
+            # "How much ...": digits or an amount ("1.65 billion", "a dozen"), not "the two
+            # countries".
+            return any(_AMOUNT.match(m.group(0)) for m in numbers)
         # "How many troops": a number that counts them, within three words before the noun
         # ("5,000 troops", "two hundred of the troops"), not any number in the sentence.
         stem = counted.group(1).lower()[:5]

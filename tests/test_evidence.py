@@ -84,6 +84,7 @@ def test_asked_types_and_units_that_hold_them():
     # A number that counts something else is not the count asked for.
     assert not decision.holds_type("number", "The two peoples want a lasting peace.", q)
     assert decision.holds_type("number", "It cost $1.65 billion.", "How much did it cost?")
+    assert not decision.holds_type("number", "The two countries set up a fund.", "How much?")
     assert not decision.holds_type("date", "The 2022 invasion", "What happened in 2022?")
 
 

@@ -67,8 +67,15 @@ def test_a_fact_stated_in_one_sentence_is_answered_with_it(assistant, question, 
     assert document[unit.start : unit.end] == unit.text  # exact offsets for the highlight
 
 
-def test_a_quantity_the_article_never_gives_is_refused(assistant):
-    answer = assistant.ask("How many troops will the multinational contingent have?")
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How many troops will the multinational contingent have?",
+        "How much money will the investment fund hold?",
+    ],
+)
+def test_a_quantity_the_article_never_gives_is_refused(assistant, question):
+    answer = assistant.ask(question)
     assert answer.abstained, (answer.text, answer.decision)
 
 
