@@ -119,13 +119,13 @@ def holds_type(kind: str, text: str, question: str = "") -> bool:
 
 
 def unit_features(
-    question: str, unit: Evidence, context: str, probs: dict[str, float], best_similarity: float
+    question: str, unit: Evidence, probs: dict[str, float], best_similarity: float
 ) -> dict[str, float]:
-    """The features of answering `question` from `unit`; context is its passage's title and date."""
+    """The features of answering `question` from `unit` (read with its title and date)."""
     terms = key_terms(question)
     numbers = {t for t in terms if t[0].isdigit()}
     names = terms - numbers
-    words = _words(f"{context} {unit.text}")
+    words = _words(f"{unit.title} {unit.date} {unit.text}")
     kind = asked_type(question)
     units = {k: v for k, v in probs.items() if k != "0"}
     return {
@@ -151,7 +151,6 @@ def probability(features: dict[str, float], weights: Sequence[float] = WEIGHTS) 
 def pick(
     question: str,
     units: Sequence[Evidence],
-    contexts: Sequence[str],
     probs: dict[str, float],
     weights: Sequence[float] = WEIGHTS,
 ) -> tuple[Evidence, dict[str, float], float]:
@@ -164,8 +163,8 @@ def pick(
     best_similarity = max(u.similarity for u in units)
     strict = asked_type(question) in ("number", "date")
     rated = []
-    for unit, context in zip(units, contexts):
-        features = unit_features(question, unit, context, probs, best_similarity)
+    for unit in units:
+        features = unit_features(question, unit, probs, best_similarity)
         p = 0.0 if strict and not features["type"] else probability(features, weights)
         rated.append((p, -unit.n, unit, features))
     p, _, unit, features = max(rated, key=lambda r: (r[0], r[1]))

@@ -541,18 +541,7 @@ def run_question(assistant, q: Question, retrieval_only: bool) -> dict:
             citations=[_citation_row(c, answer.passages) for c in answer.citations],
             timings=timings,
             decision=answer.decision,
-            evidence=[
-                {
-                    "n": u.n,
-                    "passage": u.passage,
-                    "doc_id": u.doc_id,
-                    "text": u.text,
-                    "date": u.date,
-                    "similarity": u.similarity,
-                    "context": f"{answer.passages[u.passage - 1].chunk.title} {u.date}",
-                }
-                for u in answer.evidence
-            ],
+            evidence=[dataclasses.asdict(u) for u in answer.evidence],
         )
     started = time.perf_counter()
     hits = assistant.retrieve(query, k=RETRIEVAL_DEPTH)

@@ -160,6 +160,7 @@ def select(
                 date=passage_date(hits[p]),
                 similarity=round(float(cosines[i]), 4),
                 score=round(scores[i], 4),
+                title=chunk.title,
             )
         )
     return out

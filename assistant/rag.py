@@ -251,11 +251,10 @@ class Assistant:
         # The model points first: its probabilities for "0".."n" after "[" are read in the
         # pass that processes the prompt, the decision picks the unit (or refuses), and the
         # model writes the answer after the picked number.
-        contexts = [f"{hits[u.passage - 1].chunk.title} {u.date}" for u in units]
         decided: dict = {}
 
         def choose(probs: dict[str, float]) -> str | None:
-            unit, features, p = decision.pick(standalone, units, contexts, probs)
+            unit, features, p = decision.pick(standalone, units, probs)
             decided.update(unit=unit, features=features, probability=p, probs=probs)
             return str(unit.n) if p >= self.cfg.answer_threshold else None
 

@@ -78,6 +78,7 @@ class Evidence:
     date: str = ""
     similarity: float = 0.0
     score: float = 0.0
+    title: str = ""  # its document's title
 
 
 @dataclass(frozen=True)

@@ -56,10 +56,7 @@ def unit_states_answer(unit: dict, q) -> bool:
 
 def examples(q, row) -> list[tuple[dict[str, float], bool]]:
     """(features, states the answer) for each evidence unit of one answered eval row."""
-    units = [
-        Evidence(u["n"], u["passage"], u["doc_id"], "", u["text"], 0, 0, u["date"], u["similarity"])
-        for u in row.get("evidence", [])
-    ]
+    units = [Evidence(**u) for u in row.get("evidence", [])]
     record = row.get("decision") or {}
     probs = {k[1:]: v for k, v in record.items() if k[:1] == "p" and k[1:].isdigit()}
     if not units or not probs:
@@ -67,7 +64,7 @@ def examples(q, row) -> list[tuple[dict[str, float], bool]]:
     best = max(u.similarity for u in units)
     return [
         (
-            decision.unit_features(row["question"], unit, u["context"], probs, best),
+            decision.unit_features(row["question"], unit, probs, best),
             unit_states_answer(u, q),
         )
         for unit, u in zip(units, row["evidence"])

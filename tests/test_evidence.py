@@ -69,8 +69,8 @@ def test_units_stop_at_the_word_budget_and_the_prompt_front_never_changes():
 # --- the decision -------------------------------------------------------------------------
 
 
-def _unit(n: int, text: str, similarity: float = 0.5) -> Evidence:
-    return Evidence(n, 1, "d", "d#0", text, 0, len(text), "", similarity)
+def _unit(n: int, text: str, similarity: float = 0.5, title: str = "") -> Evidence:
+    return Evidence(n, 1, "d", "d#0", text, 0, len(text), "", similarity, title=title)
 
 
 def test_asked_types_and_units_that_hold_them():
@@ -89,12 +89,14 @@ def test_asked_types_and_units_that_hold_them():
 
 
 def test_the_decision_refuses_a_quantity_the_unit_does_not_give():
-    units = [_unit(1, "Sibiha discussed a multinational contingent and security guarantees.", 0.7)]
+    text = "Sibiha discussed a multinational contingent and security guarantees."
+    units = [_unit(1, text, 0.7, title="Talks")]
     q = "How many soldiers will the multinational contingent have?"
-    _, features, p = decision.pick(q, units, ["Talks"], {"0": 0.01, "1": 0.95})
+    _, features, p = decision.pick(q, units, {"0": 0.01, "1": 0.95})
     assert features["type"] == 0.0
-    with_number = [_unit(1, "The multinational contingent will have 5,000 soldiers.", 0.7)]
-    _, _, p_number = decision.pick(q, with_number, ["Talks"], {"0": 0.01, "1": 0.95})
+    text = "The multinational contingent will have 5,000 soldiers."
+    with_number = [_unit(1, text, 0.7, title="Talks")]
+    _, _, p_number = decision.pick(q, with_number, {"0": 0.01, "1": 0.95})
     assert p < 0.5 <= p_number
 
 
@@ -104,7 +106,7 @@ def test_the_pick_prefers_the_unit_with_the_questions_year():
         _unit(2, "Iga Swiatek won the French Open in 2022.", 0.7),
     ]
     q = "Who won the French Open in 2022?"
-    unit, features, _ = decision.pick(q, units, ["", ""], {"0": 0.05, "1": 0.5, "2": 0.4})
+    unit, features, _ = decision.pick(q, units, {"0": 0.05, "1": 0.5, "2": 0.4})
     assert unit.n == 2 and features["numbers"] == 1.0
 
 
