@@ -24,9 +24,9 @@ _SENTENCE_END = re.compile(
     r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])"
     r"(?<!\b(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\.\s(?=\d))"
 )
-_DATELINE = re.compile(
-    r"^(?:[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8}\.? \d{4}|\d{4}-\d{2}-\d{2})\W*$"
-)
+# A date as news snippets write it: "Mar 15, 2023", "15 March 2023", "2023-03-15".
+DATE = r"(?:[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8}\.? \d{4}|\d{4}-\d{2}-\d{2})"
+_DATELINE = re.compile(rf"^{DATE}\W*$")
 # Words a finished sentence does not end on (articles, prepositions, conjunctions, copulas).
 _DANGLING = frozenset(
     "a an the and or but nor of in on at to for from by with as into onto about after before "

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .citations import _INJECTION, _SENTENCE_END, key_terms
+from .citations import _INJECTION, _SENTENCE_END, DATE, key_terms
 from .decision import asked_type, holds_type
 from .retrieval import keywords
 from .schema import Evidence, Hit
@@ -28,13 +28,8 @@ _LEANS_BACK = re.compile(
     re.I,
 )
 # A search-snippet dateline ("Mar 15, 2023 ...") or a lone date: not a statement.
-_DATELINE_ONLY = re.compile(
-    r"^\W*(?:[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8}\.? \d{4}|\d{4}-\d{2}-\d{2})"
-    r"\W*$"
-)
-_DATELINE = re.compile(
-    r"\b(?:[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8}\.? \d{4}|\d{4}-\d{2}-\d{2})\b"
-)
+_DATELINE_ONLY = re.compile(rf"^\W*{DATE}\W*$")
+_DATE = re.compile(rf"\b{DATE}\b")
 _PRONOUN = re.compile(r"\b(he|she|they|him|her|them|his|their|its|it)\b", re.I)
 MIN_WORDS = 4  # a shorter sentence gets the one before it as context
 
@@ -72,7 +67,7 @@ def passage_date(hit: Hit) -> str:
     """The date a passage speaks from: its document's date, else its first dateline."""
     if hit.chunk.date:
         return hit.chunk.date
-    match = _DATELINE.search(hit.chunk.text[:80])
+    match = _DATE.search(hit.chunk.text[:80])
     return match.group(0) if match else ""
 
 
