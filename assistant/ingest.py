@@ -79,12 +79,10 @@ def scan(
                 keep.append(d)
         dirs[:] = keep
         for name in sorted(names):
-            if name.startswith((".", "~$")) or name.endswith(_TEMP_SUFFIXES):
-                continue
             path = Path(root) / name
-            doc_id = _rel(path, seeds_dir)
-            if name == "README.md" and path.parent == seeds_dir:
+            if ignored(name, top_level=path.parent == seeds_dir):
                 continue
+            doc_id = _rel(path, seeds_dir)
             reason = refused(path, name, "file")
             if reason:
                 skipped.append((doc_id, reason))
@@ -100,6 +98,16 @@ def scan(
             files.append(SourceFile(doc_id, path, hashlib.sha256(data).hexdigest(), len(data)))
     files.sort(key=lambda f: f.id)
     return files, skipped
+
+
+def ignored(name: str, top_level: bool) -> str:
+    """Why the scan passes over a file name without a word ("" if it reads it): hidden and
+    temporary files, and the seeds folder's own README.md."""
+    if name.startswith((".", "~$")) or name.endswith(_TEMP_SUFFIXES):
+        return f"{name} would not be indexed (a hidden or temporary file name)"
+    if top_level and name == "README.md":
+        return "README.md at the top of the documents folder is not indexed"
+    return ""
 
 
 def _is_utf8(name: str) -> bool:

@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse
 
 from .citations import MARKER, markers_in
 from .config import Config, ConfigError
-from .ingest import _TEMP_SUFFIXES, SUFFIXES
+from .ingest import SUFFIXES, ignored
 from .rag import QuestionError
 from .schema import Answer, Hit
 from .store import BuildBusyError
@@ -431,7 +431,7 @@ def check_upload_name(name: str) -> tuple[str | None, str]:
     """(safe file name, "") for an acceptable upload name, or (None, reason) for a refused one.
 
     The safe name is at most NAME_MAX_BYTES in UTF-8, keeps its type and is one the index
-    build reads (ingest.scan skips hidden, temporary and top-level README.md files).
+    build reads (not one that ingest.ignored passes over).
     """
     raw = str(name or "")
     if raw.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", raw) or os.path.isabs(raw):
@@ -453,10 +453,9 @@ def check_upload_name(name: str) -> tuple[str | None, str]:
     if suffix.lower() not in SUFFIXES:
         shown_suffix = suffix or "(none)"
         return None, f"file type {shown_suffix} is not allowed (allowed: {' '.join(SUFFIXES)})"
-    if safe.startswith(("~$", ".")) or safe.endswith(_TEMP_SUFFIXES):
-        return None, f"{safe} would not be indexed (a hidden or temporary file name); rename it"
-    if safe == "README.md":
-        return None, "README.md at the top of the documents folder is not indexed; rename it"
+    why = ignored(safe, top_level=True)
+    if why:
+        return None, f"{why}; rename it"
     return safe, ""
 
 
