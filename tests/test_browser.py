@@ -226,7 +226,8 @@ def test_answer_and_passage_never_load_remote_resources(tmp_path, recorder):
     (cfg.seeds_dir / "vault.txt").write_text(f"Vault notes\n\n{claim}.\n", encoding="utf-8")
     # The test is about rendering, not about the decision: the answer always goes through.
     cfg = Config(**{**cfg.__dict__, "port": _free_port(), "answer_threshold": 0.0})
-    generator = ScriptedGenerator(lambda m: f"{claim} [{passage_number(m, '4471')}].")
+    # A bare pointer: the planted sentence itself becomes the answer, word for word.
+    generator = ScriptedGenerator(lambda m: f"[{passage_number(m, '4471')}]")
     assistant = Assistant(cfg, HashingEmbedder(), generator)
     assistant.rebuild()
     demo = ui.build_app(assistant, cfg)
@@ -245,6 +246,9 @@ def test_answer_and_passage_never_load_remote_resources(tmp_path, recorder):
                 page.fill("#question textarea", "What is the vault launch code?")
                 page.click("#send")
                 page.wait_for_selector("#chat .timings", timeout=30_000)
+                # The chat and the Sources panel come in one update but render one after the
+                # other: wait for the panel's passage cards too before reading it.
+                page.wait_for_selector("#sources .src-card", timeout=30_000)
                 page.wait_for_timeout(500)  # time for any image request to go out
                 answer = page.locator("#chat .bot").last.inner_text()
                 sources = page.locator("#sources").inner_text()
