@@ -1,11 +1,11 @@
-"""Which evidence unit answers the question, and whether to answer at all: one measured decision.
+"""Which evidence unit an answer rests on, and whether to give it at all: one measured decision.
 
-The model's next-token probabilities over the unit numbers are one input; what the system knows
-about each unit is the rest: does it hold the kind of answer asked for (a date, a number, a
-name), the question's own numbers and names, its similarity and retrieval rank. A logistic model
-over these features, fitted on the shared dev sets by `benchmarks/decision.py` (its output is
-`WEIGHTS` below), gives the probability that answering from the picked unit is right; below
-`Config.answer_threshold` the assistant refuses.
+The model writes a short answer and cites a unit; the system then rates each unit as the
+answer's support: how many of the answer's words it holds, whether the model cited it, whether
+it (and the answer) hold the kind of answer asked for (a date, a number, a name), the question's
+own numbers and names, its similarity and retrieval rank. A logistic model over these features,
+fitted on the shared dev sets by `benchmarks/decision.py` (its output is `WEIGHTS` below), gives
+the probability that the answer is right; below `Config.answer_threshold` the assistant refuses.
 
 Example:
     >>> asked_type("How many people died?"), asked_type("When was GPT-3 released?")
@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from .citations import _CAPITALISED, _NOT_NAMES, _found, _words, key_terms
+from .citations import _CAPITALISED, _NOT_NAMES, _content, _found, _numbers, _words, key_terms
 from .retrieval import STOPWORDS
 from .schema import Evidence
 
@@ -68,19 +68,18 @@ _ASKS = (
 
 # Feature names, in the order WEIGHTS uses them.
 FEATURES = (
-    "p_pick",  # the model's probability for the picked unit's number (whole vocabulary)
-    "p_none",  # its probability for "0", no unit answers
-    "similarity",  # cosine between the question and the picked unit
-    "best_similarity",  # the highest cosine of any unit
-    "names",  # share of the question's names found with the picked unit
-    "numbers",  # 1 if every number of the question (a year, an edition) is found with it, else 0
+    "support",  # share of the answer's own words (beyond the question's) found with the unit
+    "cited",  # 1 if the model's reply cites this unit, else 0
+    "answer_type",  # 1 if the answer itself is of the kind asked (a date for "when"), else 0
     "type",  # 1 if the unit holds the kind of answer asked (date, number, name), 0 if not
+    "names",  # share of the question's names found with the unit
+    "numbers",  # 1 if every number of the question (a year, an edition) is found with it, else 0
+    "similarity",  # cosine between the question and the unit
+    "best_similarity",  # the highest cosine of any unit
     "rank",  # 1 / the retrieval rank of the unit's passage
-    "order",  # 1 / the unit's place among the units (they are numbered best first)
-    "top",  # 1 if the model gives this unit its highest probability, else 0
 )
 # Fitted by `python benchmarks/decision.py --fit ...` (see docs/EVAL.md); intercept last.
-WEIGHTS = (1.544, -2.299, 0.896, 0.512, 1.012, 1.149, 1.290, 0.848, 0.035, 0.340, -6.346)
+WEIGHTS = (0.444, 0.309, 0.282, 0.775, 0.0, 0.98, 0.0, -0.623, -0.077, -1.786)
 
 
 def asked_type(question: str) -> str:
@@ -118,27 +117,31 @@ def holds_type(kind: str, text: str, question: str = "") -> bool:
     return True
 
 
+def answer_terms(answer: str, question: str) -> set[str]:
+    """The words and numbers an answer adds to its question: what a unit must hold to back it."""
+    return (_content(answer) | _numbers(answer)) - (_content(question) | _numbers(question))
+
+
 def unit_features(
-    question: str, unit: Evidence, probs: dict[str, float], best_similarity: float
+    question: str, answer: str, unit: Evidence, cited: Sequence[int], best_similarity: float
 ) -> dict[str, float]:
-    """The features of answering `question` from `unit` (read with its title and date)."""
+    """The features of `answer` resting on `unit` (read with its title and date)."""
     terms = key_terms(question)
     numbers = {t for t in terms if t[0].isdigit()}
     names = terms - numbers
     words = _words(f"{unit.title} {unit.date} {unit.text}")
+    claims = answer_terms(answer, question)
     kind = asked_type(question)
-    units = {k: v for k, v in probs.items() if k != "0"}
     return {
-        "p_pick": probs.get(str(unit.n), 0.0),
-        "p_none": probs.get("0", 0.0),
-        "similarity": unit.similarity,
-        "best_similarity": best_similarity,
+        "support": sum(_found(t, words) for t in claims) / len(claims) if claims else 0.0,
+        "cited": float(unit.n in cited),
+        "answer_type": float(holds_type(kind, answer, question)),
+        "type": float(holds_type(kind, unit.text, question)),
         "names": sum(_found(n, words) for n in names) / len(names) if names else 1.0,
         "numbers": float(all(_found(n, words) for n in numbers)),
-        "type": float(holds_type(kind, unit.text, question)),
+        "similarity": unit.similarity,
+        "best_similarity": best_similarity,
         "rank": 1.0 / unit.passage,
-        "order": 1.0 / unit.n,
-        "top": float(bool(units) and max(units, key=units.get) == str(unit.n)),
     }
 
 
@@ -148,24 +151,25 @@ def probability(features: dict[str, float], weights: Sequence[float] = WEIGHTS) 
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def pick(
+def attribute(
     question: str,
+    answer: str,
     units: Sequence[Evidence],
-    probs: dict[str, float],
+    cited: Sequence[int],
     weights: Sequence[float] = WEIGHTS,
 ) -> tuple[Evidence, dict[str, float], float]:
-    """(the unit to answer from, its features, the probability answering from it is right).
+    """(the unit the answer rests on, its features, the probability the answer is right).
 
-    The unit is the one the fitted model rates best, so the model's own pick is overruled when
-    another unit holds the question's year or the kind of answer asked and its pick does not.
-    A unit without a number or a date never answers a question that asks for one.
+    The unit is the one holding most of the answer's words, the cited one first among equals: a
+    model that cites the wrong number is corrected by what the units say. An answer to a
+    question asking for a number or a date is never backed by a unit without one.
     """
     best_similarity = max(u.similarity for u in units)
     strict = asked_type(question) in ("number", "date")
     rated = []
     for unit in units:
-        features = unit_features(question, unit, probs, best_similarity)
+        features = unit_features(question, answer, unit, cited, best_similarity)
         p = 0.0 if strict and not features["type"] else probability(features, weights)
-        rated.append((p, -unit.n, unit, features))
-    p, _, unit, features = max(rated, key=lambda r: (r[0], r[1]))
+        rated.append(((features["support"], features["cited"], p, -unit.n), unit, features, p))
+    _, unit, features, p = max(rated, key=lambda r: r[0])
     return unit, features, p

@@ -317,7 +317,6 @@ ANSWER_FIELDS = (
     "evidence_words",
     "answer_threshold",
     "system_prompt",
-    "answer_cue",
     "generator",
     "engine",
     "max_new_tokens",
@@ -416,54 +415,19 @@ class ReplayGenerator:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
-    def stream(
-        self,
-        messages,
-        max_new_tokens: int = 256,
-        stop=None,
-        prefix="",
-        options=(),
-        pick=None,
-        then="",
-    ):
-        request = [self.name, messages, max_new_tokens]
-        if pick is not None or prefix:
-            request += [prefix, list(options), then]
-        blob = json.dumps(request, ensure_ascii=False)
+    def stream(self, messages, max_new_tokens: int = 256, stop=None):
+        blob = json.dumps([self.name, messages, max_new_tokens], ensure_ascii=False)
         key = hashlib.sha256(blob.encode()).hexdigest()
         entry = self.entries.get(key)
-        if entry is not None and pick is None:
+        if entry is not None:
             self.replayed.append(entry)
             self.last_reply = "".join(entry["pieces"])
             yield from entry["pieces"]
             return
-        if entry is not None:
-            # A pointing request keeps the option probabilities and one reply per option picked.
-            choice = pick(entry["probs"])
-            made = entry["replies"].get(choice or "")
-            if choice is None or made is not None:
-                made = made or {"pieces": [], "first_token_ms": entry["probs_ms"]}
-                self.replayed.append({"total_ms": entry["probs_ms"], **made})
-                self.last_reply = "".join(made["pieces"])
-                if choice is not None:
-                    yield from made["pieces"]
-                return
         started = time.perf_counter()
         pieces: list[str] = []
         first_ms = None
-        seen: dict = {}
-
-        def capture(probs):
-            seen["probs"], seen["ms"] = probs, (time.perf_counter() - started) * 1000
-            return pick(probs)
-
-        for piece in self.inner.stream(
-            messages,
-            max_new_tokens,
-            stop=stop,
-            prefix=prefix,
-            **({"options": options, "pick": capture, "then": then} if pick else {}),
-        ):
+        for piece in self.inner.stream(messages, max_new_tokens, stop=stop):
             if first_ms is None:
                 first_ms = (time.perf_counter() - started) * 1000
             pieces.append(piece)
@@ -472,15 +436,7 @@ class ReplayGenerator:
         if stop is not None and stop.is_set():
             return  # a cut-off reply is not the model's answer
         total_ms = (time.perf_counter() - started) * 1000
-        made = {"pieces": pieces, "first_token_ms": first_ms, "total_ms": total_ms}
-        if pick is None:
-            entry = {"key": key, **made}
-        else:
-            entry = entry or {"key": key, "probs": seen["probs"], "probs_ms": seen["ms"]}
-            if pieces:
-                entry["replies"] = {**entry.get("replies", {}), pieces[0]: made}
-            else:
-                entry.setdefault("replies", {})
+        entry = {"key": key, "pieces": pieces, "first_token_ms": first_ms, "total_ms": total_ms}
         self.entries[key] = entry
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as out:

@@ -1,7 +1,7 @@
 """Evidence units: the sentences of the retrieved passages that bear on the question, numbered.
 
 The model reads these instead of whole passages: a few sentences make a short prompt, and a
-numbered sentence is something it can point at. Each unit keeps its exact place in its document
+numbered sentence is something it can cite. Each unit keeps its exact place in its document
 (`text == document.text[start:end]`), so the window highlights it inside its passage.
 
 Example:

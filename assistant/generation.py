@@ -20,11 +20,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
-
-import numpy as np
 
 from assistant.config import Config
 
@@ -41,11 +39,6 @@ CONVERTED_FORMAT = "generation-converted v1"
 LOOKUP_TOKENS = 10
 
 
-# Given the probability (over the whole vocabulary) of each option at the reply's first
-# position, the option to write there, or None to end the reply before it.
-Pick = Callable[[dict[str, float]], str | None]
-
-
 class Generator(Protocol):
     """A local chat model that streams greedy replies."""
 
@@ -56,19 +49,8 @@ class Generator(Protocol):
         messages: list[dict[str, str]],
         max_new_tokens: int = 256,
         stop: threading.Event | None = None,
-        prefix: str = "",
-        options: Sequence[str] = (),
-        pick: Pick | None = None,
-        then: str = "",
     ) -> Iterator[str]:
-        """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early.
-
-        With `prefix`, the reply is continued from that text (not yielded). With `pick`, the
-        model's next-token probabilities of `options` (single tokens) are read in the same pass
-        that processes the prompt, `pick` chooses one, and the reply continues from it (the
-        option is yielded first), then from `then` (not yielded); when `pick` returns None the
-        reply ends there, empty.
-        """
+        """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early."""
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -232,24 +214,6 @@ def _resolve_model(cfg: Config) -> tuple[str, str, bool]:
     return spec, spec.rsplit("/", 1)[-1].lower(), False
 
 
-def option_probabilities(logits: np.ndarray, ids: Sequence[int], options: Sequence[str]):
-    """Softmax over the whole vocabulary, read at the options' token ids."""
-    logits = np.asarray(logits, dtype=np.float64)
-    top = logits.max()
-    total = np.exp(logits - top).sum()
-    return {o: float(np.exp(logits[i] - top) / total) for o, i in zip(options, ids)}
-
-
-def _option_ids(tokenize: Callable[[str], list[int]], options: Sequence[str]) -> list[int]:
-    ids = []
-    for option in options:
-        tokens = tokenize(option)
-        if len(tokens) != 1:
-            raise GeneratorError(f"option {option!r} is not one token of the model")
-        ids.append(tokens[0])
-    return ids
-
-
 def _check_context(prompt_tokens: int, limit: int, name: str) -> None:
     if prompt_tokens >= limit:
         raise GeneratorError(
@@ -307,33 +271,13 @@ class TransformersGenerator:
         messages: list[dict[str, str]],
         max_new_tokens: int = 256,
         stop: threading.Event | None = None,
-        prefix: str = "",
-        options: Sequence[str] = (),
-        pick: Pick | None = None,
-        then: str = "",
     ) -> Iterator[str]:
         """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early."""
         text = self.tokenizer.apply_chat_template(
             _plain(messages), add_generation_prompt=True, tokenize=False
         )
-        ids = self.tokenizer(text + prefix, add_special_tokens=False)["input_ids"]
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         _check_context(len(ids), self.context, self.name)
-        if pick is not None:
-            import torch
-
-            option_ids = _option_ids(
-                lambda t: self.tokenizer(t, add_special_tokens=False)["input_ids"], options
-            )
-            # A forward pass of its own: transformers keeps no cache between calls, so the
-            # prompt is processed again by generate() below (llama.cpp reuses it).
-            with self._lock, torch.inference_mode():
-                logits = self.model(torch.tensor([ids])).logits[0, -1].float().numpy()
-            choice = pick(option_probabilities(logits, option_ids, options))
-            if choice is None:
-                return
-            yield choice
-            ids = ids + [option_ids[list(options).index(choice)]]
-            ids += self.tokenizer(then, add_special_tokens=False)["input_ids"] if then else []
         yield from self._generate(ids, max_new_tokens, stop)
 
     def _generate(
@@ -573,7 +517,7 @@ class LlamaCppGenerator:
         self.llama = llama
         self.name = name
         self.context = int(llama.n_ctx())
-        self._template: Any = None  # the model's chat template, for replies with a prefix
+        self._template: Any = None  # the model's chat template, applied once per request
         # A Llama object holds one KV cache and is not thread-safe: one request at a time.
         self._lock = threading.Lock()
 
@@ -621,10 +565,6 @@ class LlamaCppGenerator:
         messages: list[dict[str, str]],
         max_new_tokens: int = 256,
         stop: threading.Event | None = None,
-        prefix: str = "",
-        options: Sequence[str] = (),
-        pick: Pick | None = None,
-        then: str = "",
     ) -> Iterator[str]:
         """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early."""
         messages = _plain(messages)
@@ -633,25 +573,10 @@ class LlamaCppGenerator:
             if stop is not None and stop.is_set():
                 return
         try:
-            tokens = self._prompt_tokens(messages, prefix)
+            tokens = self._prompt_tokens(messages)
             _check_context(len(tokens) + 1, self.context, self.name)
-            if pick is not None:
-                option_ids = _option_ids(
-                    lambda t: self.llama.tokenize(t.encode(), add_bos=False, special=False),
-                    options,
-                )
-                choice = pick(option_probabilities(self._next_logits(tokens), option_ids, options))
-                if choice is None:
-                    return
-                yield choice
-                tokens.append(option_ids[list(options).index(choice)])
-                if then:
-                    tokens += self.llama.tokenize(
-                        then.encode("utf-8"), add_bos=False, special=False
-                    )
             # A token list goes in as is (no BOS added); llama.cpp reuses the KV cache of the
-            # longest prefix it shares with the previous request, so the tokens just read by
-            # _next_logits are not processed again.
+            # longest prefix it shares with the previous request: the system prompt.
             chunks = self.llama.create_completion(
                 prompt=tokens,
                 stream=True,
@@ -676,8 +601,8 @@ class LlamaCppGenerator:
         finally:
             self._lock.release()
 
-    def _prompt_tokens(self, messages: list[dict[str, str]], prefix: str) -> list[int]:
-        """The chat template applied to messages, the reply's prefix appended, tokenised."""
+    def _prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        """The chat template applied to messages, tokenised."""
         if self._template is None:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -688,24 +613,8 @@ class LlamaCppGenerator:
                 eos_token=model.token_get_text(eos) if eos != -1 else "",
                 bos_token=model.token_get_text(bos) if bos != -1 else "",
             )
-        text = self._template(messages=messages).prompt + prefix
+        text = self._template(messages=messages).prompt
         return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-
-    def _next_logits(self, tokens: list[int]) -> np.ndarray:
-        """The logits after `tokens`, reusing the KV cache of the prefix shared with the last."""
-        llama = self.llama
-        shared = 0
-        for a, b in zip(llama._input_ids, tokens[:-1]):  # the last token is always evaluated
-            if a != b:
-                break
-            shared += 1
-        if shared and llama._ctx.kv_cache_seq_rm(-1, shared, -1):
-            llama.n_tokens = shared
-        else:
-            llama.reset()
-            shared = 0
-        llama.eval(tokens[shared:])
-        return np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).copy()
 
 
 # Whether the llama.cpp engine uses prompt-lookup decoding when cfg.prompt_lookup is on. Off:

@@ -17,12 +17,13 @@ from .citations import (
     adds_information,
     evidence_messages,
     is_refusal,
+    markers_in,
     sentences_of,
 )
 from .config import Config
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .retrieval import Retriever, keywords
-from .schema import Answer, Citation, Evidence, Hit, Sentence
+from .schema import Answer, Citation, Hit, Sentence
 from .store import BuildReport, ChunkerSettings, Index, IndexLoadError, build
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ REWRITE_PROMPT = (
     "without the conversation: replace pronouns and vague references with the names they refer "
     "to. Reply with the rewritten question only."
 )
+_NOT_FOUND = re.compile(r"not found\b", re.I)
 _FOLLOW_UP = re.compile(
     r"^(and|but|so|also|what about|how about)\b|\b(it|its|they|them|their|he|him|his|she|her|"
     r"this|that|these|those|there|then)\b",
@@ -248,78 +250,62 @@ class Assistant:
             return
         yield _replace(base, timings=dict(timings))  # the evidence, before the model starts
 
-        # The model points first: its probabilities for "0".."n" after "[" are read in the
-        # pass that processes the prompt, the decision picks the unit (or refuses), and the
-        # model writes the answer after the picked number.
-        decided: dict = {}
-
-        def choose(probs: dict[str, float]) -> str | None:
-            unit, features, p = decision.pick(standalone, units, probs)
-            decided.update(unit=unit, features=features, probability=p, probs=probs)
-            return str(unit.n) if p >= self.cfg.answer_threshold else None
-
+        # The model writes a short answer citing a unit; the system then finds the unit it rests
+        # on and decides whether to give it (decision.py).
         messages = evidence_messages(standalone, units, self.cfg.system_prompt)
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
-        options = [str(n) for n in range(len(units) + 1)]
         text, n_tokens, first = "", 0, None
-        for piece in self.generator.stream(
-            messages,
-            self.cfg.max_new_tokens,
-            stop=stop,
-            prefix="[",
-            options=options,
-            pick=choose,
-            then=self.cfg.answer_cue,
-        ):
+        for piece in self.generator.stream(messages, self.cfg.max_new_tokens, stop=stop):
             if first is None:
                 first = time.perf_counter()
                 timings["first_token_ms"] = _ms(started)
             text += piece
             n_tokens += 1
-            if n_tokens > 1:
-                yield _replace(base, text=_body(text), timings=dict(timings))
+            yield _replace(base, text=_body(text), timings=dict(timings))
         if first is not None and n_tokens > 1:
             gen_s = time.perf_counter() - first
             timings["tokens_per_s"] = round((n_tokens - 1) / gen_s, 2) if gen_s > 0 else 0.0
-        yield self._finish(base, text, decided, timings, started)
+        yield self._finish(base, text, timings, started)
 
-    def _finish(
-        self, base: Answer, raw: str, decided: dict, timings: dict, started: float
-    ) -> Answer:
-        """The checked answer from the picked unit, or the refusal the decision made."""
-        record = _decision_record(decided, self.cfg.answer_threshold)
-        base = _replace(base, decision=record)
+    def _finish(self, base: Answer, raw: str, timings: dict, started: float) -> Answer:
+        """The checked answer from the unit it rests on, or the refusal the decision made."""
         note = " The closest passages are listed below."
-        if not decided or decided["probability"] < self.cfg.answer_threshold:
-            return _final(base, REFUSAL + note, True, timings, started)
-        unit: Evidence = decided["unit"]
         question = base.standalone_question or base.question
-        body = _body(raw)
-        kept: list[Sentence] = []
+        threshold = self.cfg.answer_threshold
+        body, cited = _body(raw), markers_in(raw)
+        marked = [u for u in base.evidence if u.n in cited]
+        if not re.search(r"[^\W\d]", body) and marked:
+            body = " ".join(marked[0].text.split())  # a bare marker: the unit's own words answer
+        if not re.search(r"[^\W\d]", body) or is_refusal(body) or _NOT_FOUND.match(body):
+            base = _replace(base, decision={"probability": 0.0, "threshold": threshold})
+            return _final(base, REFUSAL + note, True, timings, started)
+        unit, features, p = decision.attribute(question, body, base.evidence, cited)
+        record = {"probability": round(p, 4), "threshold": threshold, "unit": float(unit.n)}
+        base = _replace(base, decision={**record, **{k: round(v, 4) for k, v in features.items()}})
+        if p < threshold:
+            return _final(base, REFUSAL + note, True, timings, started)
         quotes: dict[int, str] = {unit.passage: unit.text}
-        if re.search(r"[^\W\d]", body) and not is_refusal(body):
-            cited = " ".join(f"{s.rstrip(' .')} [{unit.passage}]." for s in sentences_of(body))
-            # A claim the picked unit does not support may be supported by another passage the
-            # evidence came from (the model's pointer was off by one unit): it stands, citing it.
-            _, sentences, found = self.checker.check(cited, base.passages, question)
-            sources = {u.passage for u in base.evidence}
-            kept = [
-                s
-                for s in sentences
-                if s.supported and set(s.markers) <= sources and adds_information(s.text, question)
-            ]
-            for c in found:
-                if c.supported:
-                    quotes.setdefault(c.n, c.quote)
-            if len(kept) < len(sentences):
-                log.info("cut unsupported sentences from %r", body)
-            if not kept and any(adds_information(s.text, question) for s in sentences):
-                # It wrote claims, and no evidence supports any of them: an invention.
-                log.info("abstained: no claim of the reply is supported: %r", body)
-                return _final(base, REFUSAL + note, True, timings, started)
+        cited_text = " ".join(f"{s.rstrip(' .')} [{unit.passage}]." for s in sentences_of(body))
+        # A claim the unit does not support may be supported by another passage the evidence
+        # came from: it stands, citing that passage.
+        _, sentences, found = self.checker.check(cited_text, base.passages, question)
+        sources = {u.passage for u in base.evidence}
+        kept = [
+            s
+            for s in sentences
+            if s.supported and set(s.markers) <= sources and adds_information(s.text, question)
+        ]
+        for c in found:
+            if c.supported:
+                quotes.setdefault(c.n, c.quote)
+        if len(kept) < len(sentences):
+            log.info("cut unsupported sentences from %r", body)
+        if not kept and any(adds_information(s.text, question) for s in sentences):
+            # It wrote claims, and no evidence supports any of them: an invention.
+            log.info("abstained: no claim of the reply is supported: %r", body)
+            return _final(base, REFUSAL + note, True, timings, started)
         if not kept:
-            # A bare marker, a restated question or a refusal after pointing at the unit: the
-            # decision stands and the unit's own words answer.
+            # A restated question: the decision stands and the unit's own words answer.
             quote = " ".join(unit.text.split()).rstrip(" .")
             kept = [Sentence(f"{quote} [{unit.passage}].", (unit.passage,), True)]
         used = dict.fromkeys(n for s in kept for n in s.markers)
@@ -338,22 +324,9 @@ class Assistant:
 
 
 def _body(reply: str) -> str:
-    """What the model wrote after the unit number it picked, without markers."""
-    text = re.sub(r"^\s*\d*\s*\]?\s*(?:Answer:)?\s*", "", reply)
-    return " ".join(MARKER.sub(" ", text).split())
-
-
-def _decision_record(decided: dict, threshold: float) -> dict[str, float]:
-    """The decision as plain numbers, for --json, the eval rows and the log."""
-    if not decided:
-        return {}
-    return {
-        "probability": round(decided["probability"], 4),
-        "threshold": threshold,
-        "unit": float(decided["unit"].n),
-        **{k: round(v, 4) for k, v in decided["features"].items()},
-        **{f"p{k}": round(v, 4) for k, v in decided["probs"].items()},
-    }
+    """The model's answer without its markers (and a stray "Answer:" label)."""
+    text = re.sub(r"^\s*(?:Answer:)?\s*", "", reply)
+    return re.sub(r"\s+([.,;!?])", r"\1", " ".join(MARKER.sub(" ", text).split()))
 
 
 def _first_sentence(text: str) -> str:

@@ -1,16 +1,16 @@
 """Fit the answer-or-refuse decision on the dev sets and print its trade-off curve.
 
 Runs the normal eval (real models) with `answer_threshold=0`, so every question gets its evidence
-units, the model's probabilities over their numbers, and an answer from the picked unit; replies
-are kept in the eval replies cache, so a second run replays them in about a minute. Then:
+units, the model's short answer, and the features of the unit that answer rests on; replies are
+kept in the eval replies cache, so a second run replays them in about a minute. Then:
 
-- every unit of every question is one example: label 1 when the unit states the gold answer (a
-  short RGB answer in its text, or a CLAPnq gold sentence overlapping it, from a gold document),
-  0 otherwise and for every unit of an unanswerable question;
+- every question the model answered (it did not reply "not found") is one example: label 1 when
+  the answer is right (a short RGB answer in the model's reply; for CLAPnq, the unit it rests on
+  overlaps a gold sentence of a gold document), 0 otherwise and for every unanswerable question;
 - a logistic model over `decision.FEATURES` is fitted to those examples (Newton's method, a
   little L2), with `--fit`; otherwise the weights in assistant/decision.py are scored;
 - for thresholds 0.05..0.95, the curve: refusal of unanswerable questions, false refusal of
-  answerable ones, and the share answered from a unit that states the answer.
+  answerable ones, and the share of answers given that are right.
 
     python benchmarks/decision.py ../shared/eval/rgb-noise ../shared/eval/rgb-reject \
         ../shared/eval/clapnq-dev --sample 100 --fit --answers-from ../shared/eval/rgb-noise
@@ -37,7 +37,6 @@ from assistant.config import Config
 from assistant.evaluation import answer_correct, evaluate, is_short, load_set, normalize, replaying
 from assistant.generation import load_generator
 from assistant.rag import make_embedder
-from assistant.schema import Evidence
 
 
 def unit_states_answer(unit: dict, q) -> bool:
@@ -54,21 +53,19 @@ def unit_states_answer(unit: dict, q) -> bool:
     return any(text in s or s in text for s in gold) if gold else True
 
 
-def examples(q, row) -> list[tuple[dict[str, float], bool]]:
-    """(features, states the answer) for each evidence unit of one answered eval row."""
-    units = [Evidence(**u) for u in row.get("evidence", [])]
+def example(q, row) -> tuple[dict[str, float], bool] | None:
+    """(features, right) for one eval row the model answered; None when it replied "not found"."""
     record = row.get("decision") or {}
-    probs = {k[1:]: v for k, v in record.items() if k[:1] == "p" and k[1:].isdigit()}
-    if not units or not probs:
-        return []
-    best = max(u.similarity for u in units)
-    return [
-        (
-            decision.unit_features(row["question"], unit, probs, best),
-            unit_states_answer(u, q),
-        )
-        for unit, u in zip(units, row["evidence"])
-    ]
+    if "unit" not in record:
+        return None
+    features = {name: record[name] for name in decision.FEATURES}
+    short = [a for a in q.answers if is_short(a)]
+    if not q.answerable:
+        return features, False
+    if short:
+        return features, answer_correct(row.get("raw", ""), short)
+    unit = row["evidence"][int(record["unit"]) - 1]
+    return features, unit_states_answer(unit, q)
 
 
 def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> np.ndarray:
@@ -90,14 +87,12 @@ def curve(questions, weights) -> list[tuple[float, float, float, float]]:
     out = []
     for t in [i / 20 for i in range(1, 20)]:
         refused_u, refused_a, right, n_u, n_a = 0, 0, 0, 0, 0
-        for q, per_unit in questions:
-            probs = [decision.probability(f, weights) for f, _ in per_unit]
-            best = int(np.argmax(probs)) if probs else -1
-            answered = bool(probs) and probs[best] >= t
+        for q, ex in questions:
+            answered = ex is not None and decision.probability(ex[0], weights) >= t
             if q.answerable:
                 n_a += 1
                 refused_a += not answered
-                right += answered and per_unit[best][1]
+                right += answered and ex[1]
             else:
                 n_u += 1
                 refused_u += not answered
@@ -136,13 +131,14 @@ def main() -> None:
                 if stating:
                     print(f"answered by its own evidence: {q.question!r}: {stating[0]['text']!r}")
                     continue
-            questions.append((eval_set.name, q, examples(q, row)))
+            questions.append((eval_set.name, q, example(q, row)))
     weights = np.array(decision.WEIGHTS, dtype=float)
     if args.fit:
-        x = np.array([[f[n] for n in decision.FEATURES] for *_, ex in questions for f, _ in ex])
-        y = np.array([float(label) for *_, ex in questions for _, label in ex])
+        answered = [ex for *_, ex in questions if ex is not None]
+        x = np.array([[f[n] for n in decision.FEATURES] for f, _ in answered])
+        y = np.array([float(right) for _, right in answered])
         weights = fit(x, y)
-        print(f"{len(y)} units, {int(y.sum())} state the answer")
+        print(f"{len(y)} answers, {int(y.sum())} right")
         print("WEIGHTS = (" + ", ".join(f"{w:.3f}" for w in weights) + ")")
         print("  " + ", ".join(decision.FEATURES) + ", intercept")
     for name in dict.fromkeys(s for s, *_ in questions):

@@ -1,10 +1,10 @@
-"""Time to the pick (the first token) on evidence prompts, with and without llama.cpp's cache of
-the prompt's shared front (the system prompt), in one process, alternating, medians.
+"""Time to the first token on evidence prompts, with and without llama.cpp's cache of the
+prompt's shared front (the system prompt), in one process, alternating, medians.
 
     python benchmarks/first_token.py [--repeats 3]
 
 Each request is the product's own: the shipped article's passages retrieved for a question, its
-evidence units, the fixed system prompt, the pass that reads the unit numbers' probabilities.
+evidence units, the fixed system prompt, and the model's first token of the answer.
 "Cold" resets the model's cache before each request, so the whole prompt is processed; "warm"
 keeps it, as the app does, so only the part after the system prompt is.
 """
@@ -51,26 +51,25 @@ def main() -> None:
         hits = assistant.retrieve(q)
         units = evidence.select(q, hits, assistant.embedder.embed, cfg.evidence_units)
         messages = evidence_messages(q, units, cfg.system_prompt)
-        options = [str(n) for n in range(len(units) + 1)]
         tokens = sum(gen.count_tokens(m["content"]) for m in messages)
-        prompts.append((messages, options, tokens))
+        prompts.append((messages, tokens))
     system_tokens = gen.count_tokens(cfg.system_prompt)
 
-    def pick_ms(messages, options, cold: bool) -> float:
+    def first_ms(messages, cold: bool) -> float:
         if cold:
             gen.llama.reset()
         started = time.perf_counter()
-        list(gen.stream(messages, 1, prefix="[", options=options, pick=lambda p: None))
+        list(gen.stream(messages, 1))
         return (time.perf_counter() - started) * 1000
 
     timings: dict[str, list[float]] = {"cold": [], "warm": []}
     for _ in range(args.repeats):
-        for messages, options, _ in prompts:
+        for messages, _ in prompts:
             for mode in ("cold", "warm"):
                 # Warm: the previous request (another question) left the system prompt cached.
-                list(gen.stream(prompts[0][0], 1, prefix="[", options=options, pick=lambda p: None))
-                timings[mode].append(pick_ms(messages, options, cold=mode == "cold"))
-    tokens = statistics.median(t for _, _, t in prompts)
+                list(gen.stream(prompts[0][0], 1))
+                timings[mode].append(first_ms(messages, cold=mode == "cold"))
+    tokens = statistics.median(t for _, t in prompts)
     cold, warm = statistics.median(timings["cold"]), statistics.median(timings["warm"])
     print(f"prompt tokens p50 {tokens:.0f} (system prompt {system_tokens})")
     print(f"cold (whole prompt processed): {cold:.0f} ms p50, {tokens / cold * 1000:.1f} tok/s")

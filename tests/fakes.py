@@ -6,7 +6,7 @@ import hashlib
 import re
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,25 +46,12 @@ class HashingEmbedder:
 
 
 class ScriptedGenerator:
-    """Replies with a scripted text (or a function of the messages), streamed word by word.
-
-    Asked to point (a `pick`), it gives probability `confidence` to the option its reply points
-    at: the first [n] marker of the reply, or "0" when it has none. `probs` (a dict or a function
-    of the messages) scripts those probabilities instead. After the pick it writes "] " and the
-    reply without that marker, as a model continuing after "[n" would.
-    """
+    """Replies with a scripted text (or a function of the messages), streamed word by word."""
 
     name = "scripted"
 
-    def __init__(
-        self,
-        reply: str | Callable[[list[dict[str, str]]], str] = "",
-        probs: dict[str, float] | Callable[[list[dict[str, str]]], dict[str, float]] | None = None,
-        confidence: float = 0.9,
-    ) -> None:
+    def __init__(self, reply: str | Callable[[list[dict[str, str]]], str] = "") -> None:
         self.reply = reply
-        self.probs = probs
-        self.confidence = confidence
         self.prompts: list[list[dict[str, str]]] = []
         self._lock = threading.Lock()
 
@@ -76,27 +63,10 @@ class ScriptedGenerator:
         messages: list[dict[str, str]],
         max_new_tokens: int = 256,
         stop: threading.Event | None = None,
-        prefix: str = "",
-        options: Sequence[str] = (),
-        pick: Callable[[dict[str, float]], str | None] | None = None,
-        then: str = "",
     ) -> Iterator[str]:
         with self._lock:
             self.prompts.append(messages)
         text = self.reply(messages) if callable(self.reply) else self.reply
-        if pick is not None:
-            marker = re.search(r"\[(\d+)\]", text)
-            pointed = marker.group(1) if marker else "0"
-            if marker:
-                text = "] " + " ".join((text[: marker.start()] + text[marker.end() :]).split())
-            probs = self.probs(messages) if callable(self.probs) else self.probs
-            if probs is None:
-                rest = (1 - self.confidence) / max(len(options) - 1, 1)
-                probs = {o: self.confidence if o == pointed else rest for o in options}
-            choice = pick({o: probs.get(o, 0.0) for o in options})
-            if choice is None:
-                return
-            yield choice
         for i, piece in enumerate(re.findall(r"\S+\s*", text)):
             if i >= max_new_tokens or (stop is not None and stop.is_set()):
                 return

@@ -1,4 +1,4 @@
-"""Evidence first: units picked from passages, the model points, the system decides, claims cut."""
+"""Evidence first: units picked from passages, the model answers, the system decides, claims cut."""
 
 from __future__ import annotations
 
@@ -92,22 +92,32 @@ def test_the_decision_refuses_a_quantity_the_unit_does_not_give():
     text = "Sibiha discussed a multinational contingent and security guarantees."
     units = [_unit(1, text, 0.7, title="Talks")]
     q = "How many soldiers will the multinational contingent have?"
-    _, features, p = decision.pick(q, units, {"0": 0.01, "1": 0.95})
+    _, features, p = decision.attribute(q, "5,000 soldiers", units, [1])
     assert features["type"] == 0.0
     text = "The multinational contingent will have 5,000 soldiers."
     with_number = [_unit(1, text, 0.7, title="Talks")]
-    _, _, p_number = decision.pick(q, with_number, {"0": 0.01, "1": 0.95})
+    _, _, p_number = decision.attribute(q, "5,000 soldiers", with_number, [1])
     assert p < 0.5 <= p_number
 
 
-def test_the_pick_prefers_the_unit_with_the_questions_year():
+def test_the_answer_rests_on_the_unit_that_holds_it_whatever_number_the_model_cited():
     units = [
         _unit(1, "Rafael Nadal won the French Open in 2019.", 0.8),
         _unit(2, "Iga Swiatek won the French Open in 2022.", 0.7),
     ]
     q = "Who won the French Open in 2022?"
-    unit, features, _ = decision.pick(q, units, {"0": 0.05, "1": 0.5, "2": 0.4})
-    assert unit.n == 2 and features["numbers"] == 1.0
+    unit, features, _ = decision.attribute(q, "Iga Swiatek", units, [1])
+    assert unit.n == 2 and features["support"] == 1.0 and features["cited"] == 0.0
+    assert features["numbers"] == 1.0
+
+
+def test_an_answer_no_unit_holds_gets_a_low_score():
+    units = [_unit(1, "Iga Swiatek won the French Open in 2022.", 0.7)]
+    q = "Who won the French Open in 2022?"
+    _, invented, p_invented = decision.attribute(q, "Serena Williams", units, [1])
+    _, stated, p_stated = decision.attribute(q, "Iga Swiatek", units, [1])
+    assert invented["support"] == 0.0 and stated["support"] == 1.0
+    assert p_invented < p_stated
 
 
 # --- answering ----------------------------------------------------------------------------
@@ -118,7 +128,7 @@ def make(cfg: Config, reply="", **kwargs) -> Assistant:
 
 
 def test_the_first_update_carries_the_evidence_before_any_answer_text(cfg):
-    gen = ScriptedGenerator(lambda m: f"[{passage_number(m, 'April 26')}] By April 26.")
+    gen = ScriptedGenerator(lambda m: f"By April 26 [{passage_number(m, 'April 26')}]")
     updates = list(Assistant(cfg, HashingEmbedder(), gen).stream("When is the deal due?"))
     first = updates[0]
     assert first.evidence and first.text == "" and "evidence_ms" in first.timings
@@ -139,7 +149,7 @@ def test_a_bare_marker_becomes_an_answer_quoting_that_unit(cfg):
 def test_an_unsupported_detail_is_cut_and_the_supported_core_stands(cfg):
     def reply(m):
         n = passage_number(m, "120 km/h")
-        return f"[{n}] A storm with winds of 120 km/h hit Brittany. It killed 5,000 cows in Paris."
+        return f"A storm with winds of 120 km/h hit Brittany [{n}]. It killed 5,000 cows in Paris."
 
     answer = make(cfg, reply).ask("Which storm hit the coast of Brittany?")
     assert not answer.abstained
@@ -147,24 +157,29 @@ def test_an_unsupported_detail_is_cut_and_the_supported_core_stands(cfg):
 
 
 def test_an_invented_answer_is_refused(cfg):
-    answer = make(cfg, "[1] The treaty was signed by Napoleon in 1805.").ask(
+    answer = make(cfg, "The treaty was signed by Napoleon in 1805 [1].").ask(
         "Who signed the treaty of Pressburg?"
     )
     assert answer.abstained and not answer.citations
 
 
 def test_the_decision_is_reported_with_its_features(cfg):
-    gen = ScriptedGenerator("[0]", probs={"0": 0.9})
+    gen = ScriptedGenerator(lambda m: f"Magnus Carlsen [{passage_number(m, 'Stavanger')}]")
     strict = Config(**{**cfg.__dict__, "answer_threshold": 1.0})
-    answer = Assistant(strict, HashingEmbedder(), gen).ask("What is Rubio's age?")
+    answer = Assistant(strict, HashingEmbedder(), gen).ask("Who won the Norway Chess tournament?")
     assert answer.abstained
     d = answer.decision
     assert 0.0 <= d["probability"] < d["threshold"] == 1.0
-    assert set(decision.FEATURES) <= set(d) and d["p0"] == 0.9
+    assert set(decision.FEATURES) <= set(d) and d["support"] == 1.0
+
+
+def test_a_not_found_reply_is_a_refusal_with_a_zero_score(cfg):
+    answer = make(cfg, "not found").ask("What is Rubio's age?")
+    assert answer.abstained and answer.decision["probability"] == 0.0
 
 
 def test_the_threshold_is_a_setting(cfg):
-    reply = lambda m: f"[{passage_number(m, 'Stavanger')}] Magnus Carlsen won it."  # noqa: E731
+    reply = lambda m: f"Magnus Carlsen won it [{passage_number(m, 'Stavanger')}]"  # noqa: E731
     q = "Who won the Norway Chess tournament?"
     assert not make(Config(**{**cfg.__dict__, "answer_threshold": 0.0}), reply).ask(q).abstained
     assert make(Config(**{**cfg.__dict__, "answer_threshold": 1.0}), reply).ask(q).abstained

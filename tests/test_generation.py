@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import ctypes
 import shutil
 import sys
 import threading
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from assistant import generation
@@ -212,7 +210,7 @@ def test_auto_engine_routes_a_gguf_to_llamacpp_when_installed(
 
 class FakeLlama:
     """Llama's surface that LlamaCppGenerator uses: byte tokens, a chat template, completions
-    streamed as Llama.create_completion(stream=True) does, and scripted next-token logits."""
+    streamed as Llama.create_completion(stream=True) does."""
 
     metadata = {
         "tokenizer.chat_template": "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n"
@@ -224,29 +222,15 @@ class FakeLlama:
         reply: list[str],
         delay: float = 0.0,
         fail: Exception | None = None,
-        logits: dict[str, float] | None = None,
     ):
         self.reply, self.delay, self.fail = reply, delay, fail
         self.active = 0
         self.max_active = 0
         self.calls: list[dict] = []
-        self.evaluated: list[list[int]] = []
-        self.logits = np.zeros(256, dtype=np.float32)
-        for text, value in (logits or {}).items():
-            self.logits[ord(text)] = value
-        self._input_ids: list[int] = []
-        self.n_tokens = 0
         self._model = types.SimpleNamespace(token_get_text=lambda i: "</s>")
-        self._ctx = types.SimpleNamespace(
-            kv_cache_seq_rm=lambda seq, start, end: True,
-            get_logits=lambda: self.logits.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-        )
 
     def n_ctx(self) -> int:
         return 4096
-
-    def n_vocab(self) -> int:
-        return 256
 
     def token_eos(self) -> int:
         return 0
@@ -256,14 +240,6 @@ class FakeLlama:
 
     def tokenize(self, data: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
         return list(data)
-
-    def reset(self) -> None:
-        self.n_tokens = 0
-
-    def eval(self, tokens: list[int]) -> None:
-        self.evaluated.append(list(tokens))
-        self._input_ids = self._input_ids[: self.n_tokens] + list(tokens)
-        self.n_tokens = len(self._input_ids)
 
     def create_completion(self, **kwargs):  # type: ignore[no-untyped-def]
         self.calls.append(kwargs)
@@ -290,31 +266,6 @@ def test_llamacpp_streams_greedy_pieces() -> None:
     prompt = bytes(fake.calls[0]["prompt"]).decode()
     assert prompt == "<system>Be brief.\n<user>Hi?\n<assistant>"  # the model's chat template
     assert gen.count_tokens("three words") == len(b"three words")
-
-
-def test_llamacpp_points_from_next_token_scores_then_writes_after_the_pick() -> None:
-    fake = FakeLlama(["] April 26."], logits={"0": 1.0, "1": 2.0, "2": 6.0})
-    gen = LlamaCppGenerator(fake, name="llamacpp:fake")
-    seen: dict[str, float] = {}
-
-    def pick(probs: dict[str, float]) -> str:
-        seen.update(probs)
-        return max(probs, key=probs.get)
-
-    out = list(gen.stream(MESSAGES, prefix="[", options=["0", "1", "2"], pick=pick))
-    assert out == ["2", "] April 26."]
-    # Probabilities over the whole vocabulary, read in the pass over the prompt.
-    assert seen["2"] > seen["1"] > seen["0"] and sum(seen.values()) < 1
-    prompt = bytes(fake.evaluated[0]).decode()
-    assert prompt.endswith("<assistant>[")
-    # The completion continues from the prompt plus the picked option.
-    assert bytes(fake.calls[0]["prompt"]).decode() == prompt + "2"
-    # A second request shares the system turn: only the rest is evaluated again.
-    other = [MESSAGES[0], {"role": "user", "content": "Bye?"}]
-    list(gen.stream(other, prefix="[", options=["0", "1", "2"], pick=pick))
-    assert bytes(fake.evaluated[1]).decode() == "Bye?\n<assistant>["
-    # Refusing at the pick ends the reply before any text.
-    assert list(gen.stream(MESSAGES, prefix="[", options=["0", "1"], pick=lambda p: None)) == []
 
 
 def test_llamacpp_stop_event_ends_the_stream() -> None:

@@ -47,8 +47,8 @@ def ticket_of(session: int, q: int) -> str:
 class SlowGenerator(ScriptedGenerator):
     """The scripted model, taking TOKEN_DELAY_S per token like a (very fast) real one."""
 
-    def stream(self, messages, max_new_tokens=256, stop=None, **pointing) -> Iterator[str]:
-        for piece in super().stream(messages, max_new_tokens, stop, **pointing):
+    def stream(self, messages, max_new_tokens=256, stop=None) -> Iterator[str]:
+        for piece in super().stream(messages, max_new_tokens, stop):
             time.sleep(TOKEN_DELAY_S)
             yield piece
 
@@ -62,7 +62,7 @@ def reply(messages) -> str:
         if line.startswith("[") and "April 26" in line
     )
     ticket = TICKET.search(user.split("Question:", 1)[1]).group(0)
-    return f"[{n}] The goal is to finalize the deal by April 26 for ticket {ticket}."
+    return f"The goal is to finalize the deal by April 26 for ticket {ticket} [{n}]."
 
 
 def _free_port() -> int:
