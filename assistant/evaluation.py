@@ -31,6 +31,7 @@ from pathlib import Path
 
 from . import citations
 from .config import Config
+from .errors import AssistantError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ SHORT_ANSWER_WORDS = 10  # gold answers up to this long are scored for accuracy
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
-class EvalSetError(ValueError):
+class EvalSetError(AssistantError, ValueError):
     """The eval set folder is missing or malformed; the message says where."""
 
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from assistant.config import Config
+from assistant.errors import AssistantError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class Generator(Protocol):
         ...
 
 
-class GeneratorError(RuntimeError):
+class GeneratorError(AssistantError, RuntimeError):
     """Model missing, corrupt or not installed, or a request it cannot serve; names the fix."""
 
 

@@ -21,6 +21,7 @@ from .citations import (
 )
 from .config import Config
 from .embedding import Embedder, SentenceTransformerEmbedder
+from .errors import AssistantError
 from .retrieval import Retriever, keywords
 from .schema import Answer, Citation, Evidence, Hit, Sentence
 from .store import BuildReport, ChunkerSettings, Index, IndexLoadError, build
@@ -31,7 +32,7 @@ MAX_QUESTION_CHARS = 2000
 Progress = Callable[[float, str], None]
 
 
-class QuestionError(ValueError):
+class QuestionError(AssistantError, ValueError):
     """A question the assistant cannot take; the message is shown to the user as is."""
 
 
