@@ -10,7 +10,7 @@ from pathlib import Path
 from .errors import AssistantError
 
 
-class ConfigError(AssistantError, ValueError):
+class ConfigError(AssistantError):
     """A setting has a value the assistant cannot use; the message says which and how to fix it."""
 
 

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 SHIPPED_EMBEDDER = "all-MiniLM-L6-v2"
 
 
-class EmbedderError(AssistantError, RuntimeError):
+class EmbedderError(AssistantError):
     """The embedding model cannot be found or loaded; the message names the fix."""
 
 

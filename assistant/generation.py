@@ -77,7 +77,7 @@ class Generator(Protocol):
         ...
 
 
-class GeneratorError(AssistantError, RuntimeError):
+class GeneratorError(AssistantError):
     """Model missing, corrupt or not installed, or a request it cannot serve; names the fix."""
 
 

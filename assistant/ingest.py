@@ -20,7 +20,7 @@ SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 _TEMP_SUFFIXES = ("~", ".tmp", ".swp", ".part", ".crdownload")
 
 
-class IngestError(AssistantError, ValueError):
+class IngestError(AssistantError):
     """A file cannot be read as a document; the message is the reason shown to the user."""
 
 

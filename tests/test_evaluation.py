@@ -222,6 +222,9 @@ def test_load_set_reads_the_shared_format_and_history(tmp_path):
     (bad / "questions.jsonl").write_text('{"question": "no id"}\n')
     with pytest.raises(evaluation.EvalSetError, match="questions.jsonl:1"):
         load_set(bad)
+    (bad / "questions.jsonl").write_bytes(b'{"id": "q1", "question": "caf\xe9?"}\n')
+    with pytest.raises(evaluation.EvalSetError, match="not UTF-8 text"):
+        load_set(bad)
     with pytest.raises(evaluation.EvalSetError, match="not an eval set"):
         load_set(tmp_path)
 

@@ -13,6 +13,7 @@ from fakes import HashingEmbedder, ScriptedGenerator, passage_number, seeded_con
 import app
 from assistant import ui
 from assistant.config import Config, ConfigError
+from assistant.generation import GeneratorError
 from assistant.rag import Assistant, build_index
 
 SEEDS = Path(__file__).parent.parent / "seeds"
@@ -202,8 +203,8 @@ def test_bad_question_gives_a_readable_message(cfg):
 
 
 def test_failure_is_shown_without_traceback(cfg):
-    def boom(messages):
-        raise RuntimeError("the model ran out of memory")
+    def boom(messages):  # the real generators raise GeneratorError when generating fails
+        raise GeneratorError("the model ran out of memory")
 
     history, _, status, _ = run(make(cfg, boom), "When is the rare earth deal final?")[-1]
     assert "ran out of memory" in history[-1]["content"] and "Traceback" not in status
