@@ -7,7 +7,7 @@ import logging
 import pkgutil
 
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator, seeded_config
+from fakes import HashingEmbedder, ScriptedGenerator
 
 import app
 import assistant
@@ -27,11 +27,6 @@ def broken(messages) -> str:
 
 def out_of_memory(messages) -> str:
     raise GeneratorError("the model ran out of memory: set ASSISTANT_MAX_NEW_TOKENS lower")
-
-
-@pytest.fixture()
-def cfg(tmp_path) -> Config:
-    return seeded_config(tmp_path)
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator, passage_number, seeded_config
+from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
 import app
 from assistant import ui
@@ -25,9 +25,7 @@ EVIL_TEXT = (
 )
 
 
-@pytest.fixture()
-def cfg(tmp_path) -> Config:
-    return seeded_config(tmp_path, max_document_bytes=5000)
+pytestmark = pytest.mark.cfg(max_document_bytes=5000)  # the upload test sends 6,000 bytes
 
 
 def cite(*sentences: tuple[str, str]):
