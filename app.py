@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 
-from assistant.config import Config, ConfigError
+from assistant.config import Config
+from assistant.errors import AssistantError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(Config.from_env(host=args.host, port=args.port))
     except KeyboardInterrupt:
         return 130
-    except (ConfigError, RuntimeError, ValueError, OSError) as e:
+    except (AssistantError, OSError) as e:  # a bug keeps its traceback
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import Config, ConfigError
+from .config import Config
+from .errors import AssistantError
 from .ingest import printable
 
 
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ConfigError, RuntimeError, ValueError, OSError) as e:
+    except (AssistantError, OSError) as e:
+        # What a person can fix: one line. Anything else is a bug and keeps its traceback.
         print(f"error: {printable(str(e))}", file=sys.stderr)
         return 1
 

@@ -7,8 +7,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import AssistantError
 
-class ConfigError(ValueError):
+
+class ConfigError(AssistantError):
     """A setting has a value the assistant cannot use; the message says which and how to fix it."""
 
 

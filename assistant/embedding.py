@@ -8,12 +8,14 @@ from typing import Protocol
 
 import numpy as np
 
+from .errors import AssistantError
+
 log = logging.getLogger(__name__)
 
 SHIPPED_EMBEDDER = "all-MiniLM-L6-v2"
 
 
-class EmbedderError(RuntimeError):
+class EmbedderError(AssistantError):
     """The embedding model cannot be found or loaded; the message names the fix."""
 
 

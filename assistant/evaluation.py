@@ -31,6 +31,7 @@ from pathlib import Path
 
 from . import citations
 from .config import Config
+from .errors import AssistantError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ SHORT_ANSWER_WORDS = 10  # gold answers up to this long are scored for accuracy
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
-class EvalSetError(ValueError):
+class EvalSetError(AssistantError):
     """The eval set folder is missing or malformed; the message says where."""
 
 
@@ -78,8 +79,12 @@ def load_set(set_dir: Path, limit: int | None = None, sample: int | None = None)
         raise EvalSetError(
             f"{set_dir} is not an eval set: it needs corpus/ and questions.jsonl (see docs/EVAL.md)"
         )
+    try:
+        lines = qfile.read_text("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise EvalSetError(f"{qfile}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     questions: list[Question] = []
-    for n, line in enumerate(qfile.read_text("utf-8").splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -534,6 +539,7 @@ def evaluate(
     in the results file and skipped by the next run.
     """
     from .rag import Assistant, build_index
+    from .store import IndexLoadError
 
     if not retrieval_only and generator is None:
         raise ValueError("a generator is needed unless retrieval_only is set")
@@ -552,7 +558,7 @@ def evaluate(
     log.info("eval index %s: %s", index_dir, report.summary())
     assistant = Assistant(run_cfg, embedder, None if retrieval_only else generator)
     if assistant.index_error:
-        raise RuntimeError(assistant.index_error)
+        raise IndexLoadError(assistant.index_error)
 
     rows = read_rows(results, eval_set.questions)
     resumed = len(rows)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from assistant.config import Config
+from assistant.errors import AssistantError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class Generator(Protocol):
         ...
 
 
-class GeneratorError(RuntimeError):
+class GeneratorError(AssistantError):
     """Model missing, corrupt or not installed, or a request it cannot serve; names the fix."""
 
 

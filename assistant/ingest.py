@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import AssistantError
 from .schema import Document
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 _TEMP_SUFFIXES = ("~", ".tmp", ".swp", ".part", ".crdownload")
 
 
-class IngestError(ValueError):
+class IngestError(AssistantError):
     """A file cannot be read as a document; the message is the reason shown to the user."""
 
 

@@ -22,6 +22,7 @@ from .citations import (
 )
 from .config import Config
 from .embedding import Embedder, SentenceTransformerEmbedder
+from .errors import AssistantError
 from .retrieval import Retriever, keywords
 from .schema import Answer, Citation, Hit, Sentence
 from .store import BuildReport, ChunkerSettings, Index, IndexLoadError, build
@@ -32,7 +33,7 @@ MAX_QUESTION_CHARS = 2000
 Progress = Callable[[float, str], None]
 
 
-class QuestionError(ValueError):
+class QuestionError(AssistantError):
     """A question the assistant cannot take; the message is shown to the user as is."""
 
 
@@ -125,7 +126,7 @@ class Assistant:
             try:
                 report = build_index(cfg, embedder, progress=progress, lock_wait_s=600)
                 log.info("%s", report.summary())
-            except (OSError, ValueError, RuntimeError) as build_error:
+            except (OSError, AssistantError) as build_error:
                 # Start anyway: the UI shows what is wrong and how to fix it.
                 log.error("index build failed: %s", build_error)
         generator = None

@@ -39,6 +39,7 @@ import numpy as np
 
 from . import chunking
 from .embedding import Embedder
+from .errors import AssistantError
 from .ingest import IngestError, printable, read_bytes, read_document, scan
 from .schema import Chunk
 
@@ -53,15 +54,15 @@ PLACEHOLDERS = {"README.md", ".gitkeep", ".gitignore", ".lock", MARKER, MARKER +
 _VERSION_NAME = re.compile(r"v-\d{8}T\d{6}-\d+-\d+")
 
 
-class IndexLoadError(RuntimeError):
+class IndexLoadError(AssistantError):
     """The index is missing, damaged or was built with other settings; the message says the fix."""
 
 
-class BuildBusyError(RuntimeError):
+class BuildBusyError(AssistantError):
     """Another build holds the index lock."""
 
 
-class IndexFolderError(ValueError):
+class IndexFolderError(AssistantError):
     """The index folder cannot be used (someone else's files, or overlaps the seeds folder)."""
 
 

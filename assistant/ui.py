@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse
 
 from .citations import MARKER, markers_in
 from .config import Config, ConfigError
+from .errors import AssistantError
 from .ingest import SUFFIXES, ignored
 from .rag import QuestionError
 from .schema import Answer, Hit
@@ -377,10 +378,10 @@ def respond(
         history = history[:-2]
         yield history, sources, f"⚠ {e}", answers
         return
-    except Exception as e:  # noqa: BLE001 - the user gets one readable line, the log the rest
-        log.exception("answering %r failed", question)
-        history[-1] = {"role": "assistant", "content": _e(f"⚠ Sorry, answering failed: {e}")}
-        yield history, sources, f"⚠ answering failed: {_md(e)}", answers
+    except Exception as e:  # noqa: BLE001 - one line for the page; a bug's traceback to the log
+        reason = explain(e, f"answering {question!r}")
+        history[-1] = {"role": "assistant", "content": _e(f"⚠ Sorry, answering failed: {reason}")}
+        yield history, sources, f"⚠ answering failed: {_md(reason)}", answers
         return
     if answer is None:
         return
@@ -586,10 +587,22 @@ def rebuild_index(assistant: Assistant, progress: Progress | None = None) -> str
         report: BuildReport = assistant.rebuild(progress=progress)
     except BuildBusyError as e:
         return f"Not rebuilt: {e}"
-    except Exception as e:  # noqa: BLE001 - shown to the user as one line, logged in full
-        log.exception("rebuild failed")
-        return f"Rebuild failed: {e}"
+    except Exception as e:  # noqa: BLE001 - one line for the page; a bug's traceback to the log
+        return f"Rebuild failed: {explain(e, 'rebuild')}"
     return "Index rebuilt.\n" + report.summary()
+
+
+def explain(error: Exception, doing: str) -> str:
+    """The one line the page shows for error; a bug's traceback goes to the log instead.
+
+    An AssistantError (or an OSError: a folder, permissions, a full disk) is something the person
+    can fix, and its message says how; anything else is a bug, named only by its type.
+    """
+    if isinstance(error, AssistantError | OSError):
+        log.warning("%s failed: %s", doing, error)
+        return str(error)
+    log.error("%s failed", doing, exc_info=error)
+    return f"an internal error ({type(error).__name__}); the details are in the server's log"
 
 
 def _report(done: str, names: Sequence[str], refused: Sequence[tuple[str, str]]) -> str:

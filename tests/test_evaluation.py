@@ -222,6 +222,9 @@ def test_load_set_reads_the_shared_format_and_history(tmp_path):
     (bad / "questions.jsonl").write_text('{"question": "no id"}\n')
     with pytest.raises(evaluation.EvalSetError, match="questions.jsonl:1"):
         load_set(bad)
+    (bad / "questions.jsonl").write_bytes(b'{"id": "q1", "question": "caf\xe9?"}\n')
+    with pytest.raises(evaluation.EvalSetError, match="not UTF-8 text"):
+        load_set(bad)
     with pytest.raises(evaluation.EvalSetError, match="not an eval set"):
         load_set(tmp_path)
 
@@ -230,7 +233,8 @@ def test_load_set_reads_the_shared_format_and_history(tmp_path):
 
 
 @pytest.fixture()
-def cfg(tmp_path) -> Config:
+def eval_cfg(tmp_path) -> Config:
+    """Settings for a run: no seeds here, each run indexes its set's corpus in the cache."""
     return Config(
         cache_dir=tmp_path / "cache", chunk_tokens=60, chunk_overlap=10, min_relevance=0.05
     )
@@ -263,10 +267,10 @@ def check_shape(result: dict) -> None:
             assert v is None or isinstance(v, float), (group, v)
 
 
-def test_eval_with_a_copying_generator_scores_real_runs(cfg):
+def test_eval_with_a_copying_generator_scores_real_runs(eval_cfg):
     generator = ScriptedGenerator(copy_best_sentence)
     tiny = load_set(TINY)
-    result = evaluate(tiny, cfg, HashingEmbedder(), generator, show_progress=False)
+    result = evaluate(tiny, eval_cfg, HashingEmbedder(), generator, show_progress=False)
     check_shape(result)
     assert result["questions"] == len(tiny.questions) and not result["partial"]
     assert result["retrieval"]["recall@10"] >= result["retrieval"]["recall@1"] > 0
@@ -277,12 +281,12 @@ def test_eval_with_a_copying_generator_scores_real_runs(cfg):
     assert len(result["rows"]) == len(tiny.questions)
     assert len(generator.prompts) >= len(tiny.questions) - 3  # some may abstain before the model
     # The index lives in the cache, keyed by content hash.
-    assert (cfg.cache_dir / "eval").is_dir()
-    assert Path(result["results_file"]).is_relative_to(cfg.cache_dir)
+    assert (eval_cfg.cache_dir / "eval").is_dir()
+    assert Path(result["results_file"]).is_relative_to(eval_cfg.cache_dir)
 
 
-def test_eval_with_a_refusing_generator(cfg):
-    refusing = Config(**{**cfg.__dict__, "answer_threshold": 1.0})
+def test_eval_with_a_refusing_generator(eval_cfg):
+    refusing = Config(**{**eval_cfg.__dict__, "answer_threshold": 1.0})
     result = evaluate(
         load_set(TINY), refusing, HashingEmbedder(), ScriptedGenerator(REFUSAL), show_progress=False
     )
@@ -293,7 +297,7 @@ def test_eval_with_a_refusing_generator(cfg):
     assert result["citations"] == {"precision": None, "recall": None}  # nothing was answered
 
 
-def test_eval_resumes_and_survives_ctrl_c(cfg):
+def test_eval_resumes_and_survives_ctrl_c(eval_cfg):
     tiny = load_set(TINY)
     seen = []
 
@@ -304,38 +308,38 @@ def test_eval_resumes_and_survives_ctrl_c(cfg):
 
     first = ScriptedGenerator(copy_best_sentence)
     partial = evaluate(
-        tiny, cfg, HashingEmbedder(), first, show_progress=False, on_row=interrupt_after_three
+        tiny, eval_cfg, HashingEmbedder(), first, show_progress=False, on_row=interrupt_after_three
     )
     assert partial["partial"] and partial["questions"] == 3
     check_shape(partial)
 
     second = ScriptedGenerator(copy_best_sentence)
-    full = evaluate(tiny, cfg, HashingEmbedder(), second, show_progress=False)
+    full = evaluate(tiny, eval_cfg, HashingEmbedder(), second, show_progress=False)
     assert full["resumed"] == 3 and full["questions"] == len(tiny.questions)
     asked = [m[-1]["content"] for m in second.prompts]
     assert not any(tiny.questions[0].question in a for a in asked)
 
     third = ScriptedGenerator(copy_best_sentence)
-    again = evaluate(tiny, cfg, HashingEmbedder(), third, show_progress=False)
+    again = evaluate(tiny, eval_cfg, HashingEmbedder(), third, show_progress=False)
     assert third.prompts == []  # everything came from the results file
     assert {k: again[k] for k in GROUPS if k != "latency"} == {
         k: full[k] for k in GROUPS if k != "latency"
     }
 
 
-def test_replayed_replies_rescore_without_the_model(cfg, tmp_path):
+def test_replayed_replies_rescore_without_the_model(eval_cfg, tmp_path):
     tiny = load_set(TINY)
     path = tmp_path / "replies.jsonl"
     model = ScriptedGenerator(copy_best_sentence)
     first = evaluate(
-        tiny, cfg, HashingEmbedder(), ReplayGenerator(model, path), show_progress=False
+        tiny, eval_cfg, HashingEmbedder(), ReplayGenerator(model, path), show_progress=False
     )
     calls = len(model.prompts)
     assert calls > 0 and len(path.read_text().splitlines()) == calls
 
     # A changed setting after generation (the abstention threshold) gets a new results file but
     # the same prompts, so every reply is replayed: the model is not called again.
-    changed = Config(**{**cfg.__dict__, "min_relevance": -1.0})
+    changed = Config(**{**eval_cfg.__dict__, "min_relevance": -1.0})
     replay = ReplayGenerator(model, path)
     second = evaluate(tiny, changed, HashingEmbedder(), replay, show_progress=False)
     assert len(model.prompts) == calls
@@ -355,12 +359,16 @@ def test_replayed_replies_rescore_without_the_model(cfg, tmp_path):
     assert len(path.read_text().splitlines()) == calls
 
 
-def test_changed_settings_do_not_reuse_results(cfg):
+def test_changed_settings_do_not_reuse_results(eval_cfg):
     tiny = load_set(TINY, limit=2)
-    evaluate(tiny, cfg, HashingEmbedder(), ScriptedGenerator(REFUSAL), show_progress=False)
+    evaluate(tiny, eval_cfg, HashingEmbedder(), ScriptedGenerator(REFUSAL), show_progress=False)
     other = ScriptedGenerator(REFUSAL)
     evaluate(
-        tiny, Config(**{**cfg.__dict__, "top_k": 3}), HashingEmbedder(), other, show_progress=False
+        tiny,
+        Config(**{**eval_cfg.__dict__, "top_k": 3}),
+        HashingEmbedder(),
+        other,
+        show_progress=False,
     )
     assert len(other.prompts) >= 1
 

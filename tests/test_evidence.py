@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator, passage_number, seeded_config
+from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
 from assistant import decision, evidence
 from assistant.citations import evidence_messages
@@ -19,9 +19,7 @@ EXTRA = {
 }
 
 
-@pytest.fixture()
-def cfg(tmp_path) -> Config:
-    return seeded_config(tmp_path, EXTRA)
+pytestmark = pytest.mark.cfg(EXTRA)
 
 
 def _hit(text: str, doc: str = "d", start: int = 0, date: str | None = None) -> Hit:

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator, passage_number, seeded_config
+from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
 from assistant import cli
 from assistant.citations import SupportChecker, sentences_of, strip_unknown_markers
@@ -24,9 +24,7 @@ EXTRA = {
 }
 
 
-@pytest.fixture()
-def cfg(tmp_path) -> Config:
-    return seeded_config(tmp_path, EXTRA)
+pytestmark = pytest.mark.cfg(EXTRA)
 
 
 def make(cfg: Config, reply="") -> Assistant:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator, passage_number, seeded_config
+from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
 from assistant import cli, rag, ui
 from assistant.config import Config
@@ -28,12 +28,6 @@ from assistant.store import Index, IndexLoadError, current_version
 ROOT = Path(__file__).parent.parent
 ARTICLE = "rubio-us-mediation-russia-ukraine-talks.txt"
 REBUILD = "python -m assistant index"
-
-
-@pytest.fixture()
-def cfg(tmp_path) -> Config:
-    """The shipped seeds, indexed with the hashing embedder."""
-    return seeded_config(tmp_path)
 
 
 def deal_reply(messages) -> str:

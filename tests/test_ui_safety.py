@@ -11,7 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator, seeded_config
+from fakes import HashingEmbedder, ScriptedGenerator
 from gradio.routes import ORJSONResponse
 
 from assistant import ui
@@ -20,11 +20,6 @@ from assistant.rag import Assistant
 from assistant.schema import Answer, Chunk, Hit
 
 LEAK = "http://127.0.0.1:9/x.png?data=4471"
-
-
-@pytest.fixture()
-def cfg(tmp_path) -> Config:
-    return seeded_config(tmp_path)
 
 
 def _free_port() -> int:
