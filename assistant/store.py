@@ -39,6 +39,7 @@ import numpy as np
 
 from . import chunking
 from .embedding import Embedder
+from .files import atomic_write
 from .ingest import IngestError, printable, read_bytes, read_document, scan
 from .schema import Chunk
 
@@ -434,9 +435,9 @@ def _mark(index_dir: Path, versions: list[str] | None = None) -> None:
             return
         legacy = _legacy_version(index_dir)
         versions = [legacy] if legacy else []
-    tmp = index_dir / (MARKER + ".tmp")
-    tmp.write_text(json.dumps({"format": FORMAT, "versions": versions}) + "\n", "utf-8")
-    os.replace(tmp, index_dir / MARKER)
+    # A fixed temp name, listed in PLACEHOLDERS: a crash's leftover must not look foreign.
+    with atomic_write(index_dir / MARKER, temp=index_dir / (MARKER + ".tmp")) as tmp:
+        tmp.write_text(json.dumps({"format": FORMAT, "versions": versions}) + "\n", "utf-8")
 
 
 def _build_locked(
@@ -633,30 +634,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], faiss_index) -> Path:
     import faiss
 
     name = f"v-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-{time.monotonic_ns()}"
     _mark(index_dir, [*_recorded(index_dir), name])  # recorded before it exists: a crash's debris
-    tmp = index_dir / f".tmp-{name}"
-    tmp.mkdir(parents=True)
-    try:
+    final = index_dir / name
+    # The temp names are ones _remove_stale knows, so a crash's leftovers are cleaned up.
+    with atomic_write(final, temp=index_dir / f".tmp-{name}") as tmp:
+        tmp.mkdir(parents=True)
         with open(tmp / "passages.jsonl", "w", encoding="utf-8") as out:
             for chunk in chunks:
                 out.write(_chunk_to_json(chunk) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
         faiss.write_index(faiss_index, str(tmp / "vectors.faiss"))
-        with open(tmp / "vectors.faiss", "rb") as fh:
-            os.fsync(fh.fileno())
         # The manifest goes last: a version folder without one is never a complete version.
         # It records the other files' hashes, so a hand edit is caught at load time.
         manifest = {
@@ -665,20 +655,9 @@ def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], faiss_i
         }
         with open(tmp / "manifest.json", "w", encoding="utf-8") as out:
             json.dump(manifest, out, ensure_ascii=False, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        _fsync_dir(tmp)
-        final = index_dir / name
-        os.rename(tmp, final)
-        link_tmp = index_dir / f".current-{os.getpid()}"
-        with contextlib.suppress(FileNotFoundError):
-            link_tmp.unlink()
-        os.symlink(name, link_tmp)
-        os.replace(link_tmp, index_dir / "current")  # the atomic swap
-        _fsync_dir(index_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_write(index_dir / "current", temp=index_dir / f".current-{os.getpid()}") as link:
+        link.unlink(missing_ok=True)
+        os.symlink(name, link)  # swapped in by a rename: readers see the old version or the new
     _remove_stale(index_dir, keep=name)
     return final
 
