@@ -21,9 +21,10 @@ from .citations import (
 )
 from .config import Config
 from .embedding import Embedder, SentenceTransformerEmbedder
+from .indexing import BuildReport, ChunkerSettings, build
 from .retrieval import Retriever, keywords
 from .schema import Answer, Citation, Evidence, Hit, Sentence
-from .store import BuildReport, ChunkerSettings, Index, IndexLoadError, build
+from .store import Index, IndexLoadError
 
 log = logging.getLogger(__name__)
 

@@ -32,14 +32,14 @@ from starlette.responses import JSONResponse
 from .citations import MARKER, markers_in
 from .config import Config, ConfigError
 from .files import atomic_write
+from .indexing import BuildBusyError
 from .ingest import SUFFIXES, ignored
 from .rag import QuestionError
 from .schema import Answer, Hit
-from .store import BuildBusyError
 
 if TYPE_CHECKING:
+    from .indexing import BuildReport
     from .rag import Assistant
-    from .store import BuildReport
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from fakes import HashingEmbedder
 
-from assistant.store import ChunkerSettings, Index, build
+from assistant.indexing import ChunkerSettings, build
+from assistant.store import Index
 
 SETTINGS = ChunkerSettings(chunk_tokens=40, chunk_overlap=5)
 TESTS = Path(__file__).parent
@@ -24,7 +25,7 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     import faiss
     from fakes import HashingEmbedder
-    from assistant import store
+    from assistant import indexing
     point = {point!r}
 
     def pause(name):
@@ -49,7 +50,7 @@ CHILD = textwrap.dedent(
         pause("swapping")
     os.symlink = slow_symlink
 
-    store.build({seeds!r}, {index!r}, Embedder(), store.ChunkerSettings(40, 5))
+    indexing.build({seeds!r}, {index!r}, Embedder(), indexing.ChunkerSettings(40, 5))
     print("DONE", flush=True)
     """
 )

@@ -13,10 +13,11 @@ import pytest
 from fakes import HashingEmbedder
 
 from assistant import chunking, store
+from assistant.indexing import BuildBusyError, ChunkerSettings, build
 from assistant.ingest import IngestError, find_date, read_document, scan
 from assistant.retrieval import Retriever
 from assistant.schema import Document
-from assistant.store import BuildBusyError, ChunkerSettings, Index, IndexLoadError, build
+from assistant.store import Index, IndexLoadError
 
 SETTINGS = ChunkerSettings(chunk_tokens=40, chunk_overlap=5)
 ARTICLE = Path(__file__).parent.parent / "seeds" / "rubio-us-mediation-russia-ukraine-talks.txt"
