@@ -35,10 +35,12 @@ from .embedding import Embedder
 from .ingest import IngestError, printable, read_bytes, read_document, scan
 from .schema import Chunk
 from .store import (
-    FORMAT,
     LOCK_FILE,
+    DocumentEntry,
     Index,
     IndexLoadError,
+    Manifest,
+    SkippedEntry,
     add_vectors,
     check_index_folder,
     claim_folder,
@@ -198,23 +200,23 @@ def _build_locked(
             report.full_rebuild_reason = f"previous index unusable ({e})"
     wanted = {"chunker": dataclasses.asdict(settings), "embedder_id": embedder.id}
     if old is not None:
-        had = {"chunker": old.manifest.get("chunker"), "embedder_id": old.embedder_id}
+        had = {"chunker": old.manifest.chunker, "embedder_id": old.embedder_id}
         if had != wanted:
             report.full_rebuild_reason = (
                 f"settings changed (was {had['embedder_id']} {had['chunker']}, "
                 f"now {wanted['embedder_id']} {wanted['chunker']})"
             )
             old = None
-    old_docs: dict = old.manifest["documents"] if old else {}
-    old_skipped: dict = old.manifest.get("skipped", {}) if old else {}
+    old_docs: dict[str, DocumentEntry] = old.manifest.documents if old else {}
+    old_skipped: dict[str, SkippedEntry] = old.manifest.skipped if old else {}
 
     keep, todo = [], []
     for f in files:
         previous = old_docs.get(f.id)
-        if previous and previous["sha256"] == f.sha256:
+        if previous and previous.sha256 == f.sha256:
             keep.append(f)
-        elif f.id in old_skipped and old_skipped[f.id]["sha256"] == f.sha256:
-            report.skipped.append((f.id, old_skipped[f.id]["reason"]))
+        elif f.id in old_skipped and old_skipped[f.id].sha256 == f.sha256:
+            report.skipped.append((f.id, old_skipped[f.id].reason))
         else:
             todo.append(f)
     present = {f.id for f in files}
@@ -235,8 +237,8 @@ def _build_locked(
 
     # Parse and split the new or changed documents.
     new_chunks: list[Chunk] = []
-    new_docs: dict[str, dict] = {}
-    skipped_now: dict[str, dict] = {}
+    new_docs: dict[str, DocumentEntry] = {}
+    skipped_now: dict[str, SkippedEntry] = {}
     if todo:
         embedder.count_tokens("warm up")  # load the model outside the timed part
     embed_started = time.perf_counter()
@@ -253,7 +255,7 @@ def _build_locked(
             if not chunks:
                 raise IngestError("no text to index")
         except IngestError as e:
-            skipped_now[f.id] = {"sha256": f.sha256, "reason": str(e)}
+            skipped_now[f.id] = SkippedEntry(sha256=f.sha256, reason=str(e))
             if f.id in old_docs:  # it was served until now: withdrawing it is a change
                 report.removed.append(f.id)
                 report.removed_reasons[f.id] = str(e)
@@ -261,13 +263,13 @@ def _build_locked(
                 report.skipped.append((f.id, str(e)))
             continue
         (report.changed if f.id in old_docs else report.added).append(f.id)
-        new_docs[f.id] = {
-            "sha256": f.sha256,
-            "title": doc.title,
-            "date": doc.date,
-            "size": f.size,
-            "passages": [c.id for c in chunks],
-        }
+        new_docs[f.id] = DocumentEntry(
+            sha256=f.sha256,
+            title=doc.title,
+            date=doc.date,
+            size=f.size,
+            passages=tuple(c.id for c in chunks),
+        )
         new_chunks.extend(chunks)
 
     progress(0.2, f"embedding {len(new_chunks)} passages")
@@ -290,20 +292,20 @@ def _build_locked(
     report.index_kind = index_kind(faiss_index)
     report.skipped.sort()
     report.removed.sort()
-    manifest = {
-        "format": FORMAT,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "embedder": {"id": embedder.id, "dim": int(dim)},
-        "chunker": dataclasses.asdict(settings),
-        "index": report.index_kind,
-        "passages": len(chunks),
-        "dead_rows": dead_rows,
-        "documents": dict(sorted(documents.items())),
-        "skipped": {
+    manifest = Manifest(
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        embedder_id=embedder.id,
+        dim=int(dim),
+        chunker=dataclasses.asdict(settings),
+        index=report.index_kind,
+        passages=len(chunks),
+        dead_rows=tuple(dead_rows),
+        documents=dict(sorted(documents.items())),
+        skipped={
             **{k: v for k, v in old_skipped.items() if k in present and k not in new_docs},
             **skipped_now,
         },
-    }
+    )
     write_version(index_dir, manifest, chunks, faiss_index)
     report.passages = len(chunks)
     report.seconds = time.perf_counter() - started
@@ -340,7 +342,7 @@ def _assemble(old: Index | None, keep, new_chunks, new_vectors, dim, exact_limit
     parts: list[np.ndarray] = []
     if old is not None and keep:
         old_vectors = old.vectors()
-        rows = [old.by_id[cid] for f in keep for cid in old.manifest["documents"][f.id]["passages"]]
+        rows = [old.by_id[cid] for f in keep for cid in old.manifest.documents[f.id].passages]
         chunks.extend(old.chunks[r] for r in rows)
         parts.append(old_vectors[rows])
     chunks.extend(new_chunks)

@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,17 +60,149 @@ class IndexFolderError(ValueError):
     """The index folder cannot be used (someone else's files, or overlaps the seeds folder)."""
 
 
+@dataclass(frozen=True)
+class DocumentEntry:
+    """An indexed document: hash and size of the bytes read, title, date, its passages' ids."""
+
+    sha256: str
+    title: str
+    date: str | None
+    size: int
+    passages: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, data: object) -> DocumentEntry:
+        """Read one entry of the manifest's documents; TypeError or KeyError if malformed."""
+        return cls(
+            sha256=_field(data, "sha256", str),
+            title=_field(data, "title", str),
+            date=_field(data, "date", (str, type(None))),
+            size=_field(data, "size", int),
+            passages=tuple(_field(data, "passages", list, of=str)),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "sha256": self.sha256,
+            "title": self.title,
+            "date": self.date,
+            "size": self.size,
+            "passages": list(self.passages),
+        }
+
+
+@dataclass(frozen=True)
+class SkippedEntry:
+    """A file a build could not index, and why; it is not read again until its hash changes."""
+
+    sha256: str
+    reason: str
+
+    @classmethod
+    def from_dict(cls, data: object) -> SkippedEntry:
+        """Read one entry of the manifest's skipped files; TypeError or KeyError if malformed."""
+        return cls(sha256=_field(data, "sha256", str), reason=_field(data, "reason", str))
+
+    def to_dict(self) -> dict:
+        return {"sha256": self.sha256, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A version's manifest.json: how it was built, what it holds, the hashes of its files."""
+
+    created: str  # UTC, ISO 8601
+    embedder_id: str
+    dim: int
+    chunker: dict  # the build's ChunkerSettings as written; any difference means a full rebuild
+    index: str  # "exact" or "hnsw"
+    passages: int
+    documents: dict[str, DocumentEntry]  # by document id, sorted
+    skipped: dict[str, SkippedEntry]  # by document id
+    dead_rows: tuple[int, ...] = ()  # HNSW rows of removed passages, never returned by a search
+    files: dict[str, str] = field(default_factory=dict)  # name: sha256, set when it is written
+
+    @classmethod
+    def from_dict(cls, data: object, path: Path) -> Manifest:
+        """Read the parsed manifest.json of the version in `path`, or raise IndexLoadError."""
+        found = data.get("format") if isinstance(data, dict) else None
+        if found != FORMAT:
+            raise IndexLoadError(
+                f"index in {path} has format {found!r}, this version reads {FORMAT!r}; "
+                f"{REBUILD_HINT}"
+            )
+        try:
+            embedder = _field(data, "embedder", dict)
+            documents = _field(data, "documents", dict)
+            skipped = _field(data, "skipped", dict)
+            files = _field(data, "files", dict)
+            return cls(
+                created=_field(data, "created", str),
+                embedder_id=_field(embedder, "id", str),
+                dim=_field(embedder, "dim", int),
+                chunker=_field(data, "chunker", dict),
+                index=_field(data, "index", str),
+                passages=_field(data, "passages", int),
+                # Absent from the manifests written before graphs were updated in place.
+                dead_rows=tuple(
+                    _field(data, "dead_rows", list, of=int) if "dead_rows" in data else ()
+                ),
+                documents={k: DocumentEntry.from_dict(v) for k, v in documents.items()},
+                skipped={k: SkippedEntry.from_dict(v) for k, v in skipped.items()},
+                files={k: _field(files, k, str) for k in files},
+            )
+        except (KeyError, TypeError) as e:
+            raise _edited(path, e) from None
+
+    def to_dict(self) -> dict:
+        """The content of manifest.json, keys in the order every build has written them."""
+        return {
+            "format": FORMAT,
+            "created": self.created,
+            "embedder": {"id": self.embedder_id, "dim": self.dim},
+            "chunker": self.chunker,
+            "index": self.index,
+            "passages": self.passages,
+            "dead_rows": list(self.dead_rows),
+            "documents": {doc_id: d.to_dict() for doc_id, d in self.documents.items()},
+            "skipped": {doc_id: s.to_dict() for doc_id, s in self.skipped.items()},
+            "files": self.files,
+        }
+
+
+def _field(data: object, key: str, kind: type | tuple[type, ...], of: type | None = None):
+    """data[key], checked to be a `kind` (of `of` items); KeyError or TypeError if it is not."""
+    if not isinstance(data, dict):
+        raise TypeError(f"expected an object holding {key!r}, found {type(data).__name__}")
+    value = data[key]
+    if not _is(value, kind) or (of is not None and not all(_is(v, of) for v in value)):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        what = " or ".join(k.__name__ for k in kinds) + (f" of {of.__name__}" if of else "")
+        raise TypeError(f"{key!r} is not a {what}")
+    return value
+
+
+def _is(value: object, kind: type | tuple[type, ...]) -> bool:
+    return isinstance(value, kind) and not (isinstance(value, bool) and kind is int)
+
+
+def _edited(path: Path, e: Exception) -> IndexLoadError:
+    return IndexLoadError(
+        f"index in {path} is incomplete or was edited ({type(e).__name__}: {e}); {REBUILD_HINT}"
+    )
+
+
 class Index:
     """A loaded, read-only index: passages, their vectors in FAISS, and the manifest."""
 
-    def __init__(self, manifest: dict, chunks: list[Chunk], faiss_index, path: Path) -> None:
+    def __init__(self, manifest: Manifest, chunks: list[Chunk], faiss_index, path: Path) -> None:
         self.manifest = manifest
         self.chunks = chunks
         self.faiss = faiss_index
         self.path = path
         self.by_id = {c.id: i for i, c in enumerate(chunks)}
         # Passage i is FAISS row rows[i]: the rows not listed dead, in order.
-        dead = np.asarray(manifest.get("dead_rows", []), dtype=np.int64)
+        dead = np.asarray(manifest.dead_rows, dtype=np.int64)
         alive = np.ones(faiss_index.ntotal, dtype=bool)
         alive[dead] = False
         self.rows = np.flatnonzero(alive)
@@ -97,30 +230,18 @@ class Index:
     def _load_version(cls, path: Path) -> Index:
         faiss = _faiss()
         try:
-            manifest = json.loads((path / "manifest.json").read_text("utf-8"))
+            data = json.loads((path / "manifest.json").read_text("utf-8"))
         except (OSError, ValueError) as e:
             raise IndexLoadError(
                 f"index manifest in {path} is unreadable ({e}); {REBUILD_HINT}"
             ) from None
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        if found != FORMAT:
-            raise IndexLoadError(
-                f"index in {path} has format {found!r}, this version reads {FORMAT!r}; "
-                f"{REBUILD_HINT}"
-            )
+        manifest = Manifest.from_dict(data, path)
         try:
-            dim = int(manifest["embedder"]["dim"])
-            str(manifest["embedder"]["id"])
-            for d in manifest["documents"].values():
-                d["sha256"], d["title"], list(d["passages"])
-            for name, digest in manifest["files"].items():
+            for name, digest in manifest.files.items():
                 if _sha256(path / name) != digest:
                     raise ValueError(f"{name} was changed after the build")
-        except (OSError, KeyError, TypeError, ValueError, AttributeError) as e:
-            raise IndexLoadError(
-                f"index in {path} is incomplete or was edited ({type(e).__name__}: {e}); "
-                f"{REBUILD_HINT}"
-            ) from None
+        except (OSError, ValueError) as e:
+            raise _edited(path, e) from None
         try:
             chunks = [
                 _chunk_from_json(line)
@@ -132,22 +253,22 @@ class Index:
             raise IndexLoadError(
                 f"index files in {path} are damaged ({e}); {REBUILD_HINT}"
             ) from None
-        dead = manifest.get("dead_rows", [])
-        dead_ok = isinstance(dead, list) and all(type(r) is int for r in dead)
-        if dead_ok and dead:
-            dead_ok = len(set(dead)) == len(dead) and 0 <= min(dead) <= max(dead) < vectors.ntotal
-            dead_ok = dead_ok and index_kind(vectors) == "hnsw"
+        dead = manifest.dead_rows
+        dead_ok = not dead or (
+            len(set(dead)) == len(dead)
+            and 0 <= min(dead) <= max(dead) < vectors.ntotal
+            and index_kind(vectors) == "hnsw"
+        )
         if (
             not dead_ok
             or vectors.ntotal - len(dead) != len(chunks)
-            or manifest.get("passages") != len(chunks)
+            or manifest.passages != len(chunks)
         ):
             raise IndexLoadError(
-                f"index in {path} is inconsistent ({vectors.ntotal} vectors, "
-                f"{len(dead) if isinstance(dead, list) else dead!r} dead, {len(chunks)} "
-                f"passages, manifest says {manifest.get('passages')}); {REBUILD_HINT}"
+                f"index in {path} is inconsistent ({vectors.ntotal} vectors, {len(dead)} dead, "
+                f"{len(chunks)} passages, manifest says {manifest.passages}); {REBUILD_HINT}"
             )
-        if vectors.d != dim:
+        if vectors.d != manifest.dim:
             raise IndexLoadError(
                 f"index vectors in {path} have the wrong dimension; {REBUILD_HINT}"
             )
@@ -155,7 +276,7 @@ class Index:
 
     @property
     def embedder_id(self) -> str:
-        return self.manifest["embedder"]["id"]
+        return self.manifest.embedder_id
 
     def check_embedder(self, embedder_id: str) -> None:
         """Refuse to search with a different embedder than the index was built with."""
@@ -194,13 +315,8 @@ class Index:
     def documents(self) -> list[dict]:
         """Indexed documents: id, title, date, passages, sorted by id."""
         return [
-            {
-                "id": doc_id,
-                "title": d["title"],
-                "date": d.get("date"),
-                "passages": len(d["passages"]),
-            }
-            for doc_id, d in sorted(self.manifest["documents"].items())
+            {"id": doc_id, "title": d.title, "date": d.date, "passages": len(d.passages)}
+            for doc_id, d in sorted(self.manifest.documents.items())
         ]
 
 
@@ -320,7 +436,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], faiss_index) -> Path:
+def write_version(index_dir: Path, manifest: Manifest, chunks: list[Chunk], faiss_index) -> Path:
     """Write a new version folder and make it current; a crash at any moment keeps the old one."""
     faiss = _faiss()
     name = f"v-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-{time.monotonic_ns()}"
@@ -335,12 +451,10 @@ def write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], faiss_in
         faiss.write_index(faiss_index, str(tmp / "vectors.faiss"))
         # The manifest goes last: a version folder without one is never a complete version.
         # It records the other files' hashes, so a hand edit is caught at load time.
-        manifest = {
-            **manifest,
-            "files": {name: _sha256(tmp / name) for name in ("passages.jsonl", "vectors.faiss")},
-        }
+        files = {name: _sha256(tmp / name) for name in ("passages.jsonl", "vectors.faiss")}
+        manifest = dataclasses.replace(manifest, files=files)
         with open(tmp / "manifest.json", "w", encoding="utf-8") as out:
-            json.dump(manifest, out, ensure_ascii=False, indent=1)
+            json.dump(manifest.to_dict(), out, ensure_ascii=False, indent=1)
     with atomic_write(index_dir / "current", temp=index_dir / f".current-{os.getpid()}") as link:
         link.unlink(missing_ok=True)
         os.symlink(name, link)  # swapped in by a rename: readers see the old version or the new

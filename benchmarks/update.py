@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert report.appended == (way == "add to graph"), report.summary()
                 index = Index.load(index_dir)
                 recalls[way].append(recall_at_10(index, queries))
-                dead = len(index.manifest["dead_rows"])
+                dead = len(index.manifest.dead_rows)
                 print(
                     f"repeat {repeat + 1} {way}: {n_changed} files changed, "
                     f"{times[way][-1]:.2f} s, {dead} dead rows, recall@10 {recalls[way][-1]:.3f}",

@@ -216,7 +216,7 @@ def test_a_file_edited_between_scan_and_read_is_recorded_as_read(tmp_path, monke
     run_build(seeds, tmp_path / "index")
     monkeypatch.undo()
     index = Index.load(tmp_path / "index")
-    assert index.manifest["documents"]["a.txt"]["sha256"] == hashlib.sha256(new).hexdigest()
+    assert index.manifest.documents["a.txt"].sha256 == hashlib.sha256(new).hexdigest()
     assert " ".join(c.text for c in index.chunks) == new.decode()
     assert not run_build(seeds, tmp_path / "index").changed_anything
 
