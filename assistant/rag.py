@@ -23,9 +23,10 @@ from .citations import (
 from .config import Config
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import AssistantError
+from .indexing import BuildReport, ChunkerSettings, build
 from .retrieval import Retriever, keywords
 from .schema import Answer, Citation, Hit, Sentence
-from .store import BuildReport, ChunkerSettings, Index, IndexLoadError, build
+from .store import Index, IndexLoadError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The index on disk: FAISS vectors + passages + manifest; incremental, atomic builds.
+"""The index on disk: load a version and search it, write a new one and swap it in.
 
 Layout of the index folder (txtai-style: a folder with a config beside its vectors):
 
@@ -11,19 +11,14 @@ Layout of the index folder (txtai-style: a folder with a config beside its vecto
       .assistant-index.json               marks the folder as ours; names the versions we wrote
 
 A build refuses a folder that holds anything else without that marker (it may be someone's
-files), and cleans up only the versions the marker names.
-
-Above `exact_limit` passages the vectors live in an HNSW graph. An update adds the new vectors
-to the existing graph instead of building it again (about 9 minutes at 1M vectors); the rows of
-removed or changed passages stay in the graph as dead rows (listed in the manifest, filtered out
-of every search) until they exceed MAX_DEAD_SHARE of the rows, when the graph is rebuilt clean.
+files), and cleans up only the versions the marker names. What goes into a version, and when an
+HNSW graph keeps dead rows (listed in the manifest, filtered out of every search), is decided
+by indexing.build. This is the one module that imports faiss.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import logging
@@ -31,35 +26,35 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import chunking
-from .embedding import Embedder
 from .errors import AssistantError
-from .ingest import IngestError, printable, read_bytes, read_document, scan
+from .files import atomic_write
 from .schema import Chunk
 
 log = logging.getLogger(__name__)
 
 FORMAT = "assistant-index v2"
 REBUILD_HINT = "rebuild it with: python -m assistant index"
-MAX_DEAD_SHARE = 0.1  # dead rows in an HNSW graph above this share of its rows: rebuild it
 MARKER = ".assistant-index.json"
+LOCK_FILE = ".lock"  # held by the build in progress (indexing.build_lock)
 # Files a new, empty index folder may already hold (the repository's index/ has a README.md).
-PLACEHOLDERS = {"README.md", ".gitkeep", ".gitignore", ".lock", MARKER, MARKER + ".tmp"}
+PLACEHOLDERS = {"README.md", ".gitkeep", ".gitignore", LOCK_FILE, MARKER, MARKER + ".tmp"}
 _VERSION_NAME = re.compile(r"v-\d{8}T\d{6}-\d+-\d+")
+
+
+def _faiss():
+    """The faiss module, imported on first use: importing the package does not load it."""
+    import faiss
+
+    return faiss
 
 
 class IndexLoadError(AssistantError):
     """The index is missing, damaged or was built with other settings; the message says the fix."""
-
-
-class BuildBusyError(AssistantError):
-    """Another build holds the index lock."""
 
 
 class IndexFolderError(AssistantError):
@@ -67,80 +62,148 @@ class IndexFolderError(AssistantError):
 
 
 @dataclass(frozen=True)
-class ChunkerSettings:
-    """What decides passage boundaries; a change forces a full rebuild."""
+class DocumentEntry:
+    """An indexed document: hash and size of the bytes read, title, date, its passages' ids."""
 
-    chunk_tokens: int
-    chunk_overlap: int
-    splitter: str = chunking.SPLITTER_ID
+    sha256: str
+    title: str
+    date: str | None
+    size: int
+    passages: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, data: object) -> DocumentEntry:
+        """Read one entry of the manifest's documents; TypeError or KeyError if malformed."""
+        return cls(
+            sha256=_field(data, "sha256", str),
+            title=_field(data, "title", str),
+            date=_field(data, "date", (str, type(None))),
+            size=_field(data, "size", int),
+            passages=tuple(_field(data, "passages", list, of=str)),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "sha256": self.sha256,
+            "title": self.title,
+            "date": self.date,
+            "size": self.size,
+            "passages": list(self.passages),
+        }
 
 
-@dataclass
-class BuildReport:
-    """What one build did, for the summary line and the UI."""
+@dataclass(frozen=True)
+class SkippedEntry:
+    """A file a build could not index, and why; it is not read again until its hash changes."""
 
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    removed_reasons: dict[str, str] = field(default_factory=dict)  # indexed before, now unreadable
-    unchanged: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    passages: int = 0
-    embedded: int = 0
-    embed_seconds: float = 0.0  # reading, splitting and embedding, model loading excluded
-    seconds: float = 0.0
-    full_rebuild_reason: str | None = None
-    index_kind: str = ""
-    appended: bool = False  # new vectors went into the existing HNSW graph (no graph rebuild)
+    sha256: str
+    reason: str
 
-    @property
-    def changed_anything(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.full_rebuild_reason)
+    @classmethod
+    def from_dict(cls, data: object) -> SkippedEntry:
+        """Read one entry of the manifest's skipped files; TypeError or KeyError if malformed."""
+        return cls(sha256=_field(data, "sha256", str), reason=_field(data, "reason", str))
 
-    @property
-    def passages_per_s(self) -> float:
-        """Passages read, split and embedded per second of that work (model loading excluded)."""
-        return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
+    def to_dict(self) -> dict:
+        return {"sha256": self.sha256, "reason": self.reason}
 
-    def summary(self) -> str:
-        """A few human lines: counts, timing, and each skipped file with its reason."""
-        lines = []
-        if self.full_rebuild_reason:
-            lines.append(f"full rebuild: {self.full_rebuild_reason}")
-        if not self.changed_anything:
-            lines.append(
-                f"nothing changed: {self.unchanged} documents, {self.passages} passages "
-                f"({self.seconds:.2f} s)"
+
+@dataclass(frozen=True)
+class Manifest:
+    """A version's manifest.json: how it was built, what it holds, the hashes of its files."""
+
+    created: str  # UTC, ISO 8601
+    embedder_id: str
+    dim: int
+    chunker: dict  # the build's ChunkerSettings as written; any difference means a full rebuild
+    index: str  # "exact" or "hnsw"
+    passages: int
+    documents: dict[str, DocumentEntry]  # by document id, sorted
+    skipped: dict[str, SkippedEntry]  # by document id
+    dead_rows: tuple[int, ...] = ()  # HNSW rows of removed passages, never returned by a search
+    files: dict[str, str] = field(default_factory=dict)  # name: sha256, set when it is written
+
+    @classmethod
+    def from_dict(cls, data: object, path: Path) -> Manifest:
+        """Read the parsed manifest.json of the version in `path`, or raise IndexLoadError."""
+        found = data.get("format") if isinstance(data, dict) else None
+        if found != FORMAT:
+            raise IndexLoadError(
+                f"index in {path} has format {found!r}, this version reads {FORMAT!r}; "
+                f"{REBUILD_HINT}"
             )
-        else:
-            lines.append(
-                f"documents: {len(self.added)} added, {len(self.changed)} changed, "
-                f"{len(self.removed)} removed, {self.unchanged} unchanged, "
-                f"{len(self.skipped)} skipped"
+        try:
+            embedder = _field(data, "embedder", dict)
+            documents = _field(data, "documents", dict)
+            skipped = _field(data, "skipped", dict)
+            files = _field(data, "files", dict)
+            return cls(
+                created=_field(data, "created", str),
+                embedder_id=_field(embedder, "id", str),
+                dim=_field(embedder, "dim", int),
+                chunker=_field(data, "chunker", dict),
+                index=_field(data, "index", str),
+                passages=_field(data, "passages", int),
+                # Absent from the manifests written before graphs were updated in place.
+                dead_rows=tuple(
+                    _field(data, "dead_rows", list, of=int) if "dead_rows" in data else ()
+                ),
+                documents={k: DocumentEntry.from_dict(v) for k, v in documents.items()},
+                skipped={k: SkippedEntry.from_dict(v) for k, v in skipped.items()},
+                files={k: _field(files, k, str) for k in files},
             )
-            kind = self.index_kind + (", added to the existing graph" if self.appended else "")
-            lines.append(
-                f"passages: {self.passages} in index ({kind}), {self.embedded} embedded "
-                f"({self.passages_per_s:.1f} passages/s); build took {self.seconds:.1f} s"
-            )
-        for doc_id, reason in sorted(self.removed_reasons.items()):
-            lines.append(f"removed {printable(doc_id)}: {reason}")
-        for doc_id, reason in self.skipped:
-            lines.append(f"skipped {printable(doc_id)}: {reason}")
-        return "\n".join(lines)
+        except (KeyError, TypeError) as e:
+            raise _edited(path, e) from None
+
+    def to_dict(self) -> dict:
+        """The content of manifest.json, keys in the order every build has written them."""
+        return {
+            "format": FORMAT,
+            "created": self.created,
+            "embedder": {"id": self.embedder_id, "dim": self.dim},
+            "chunker": self.chunker,
+            "index": self.index,
+            "passages": self.passages,
+            "dead_rows": list(self.dead_rows),
+            "documents": {doc_id: d.to_dict() for doc_id, d in self.documents.items()},
+            "skipped": {doc_id: s.to_dict() for doc_id, s in self.skipped.items()},
+            "files": self.files,
+        }
+
+
+def _field(data: object, key: str, kind: type | tuple[type, ...], of: type | None = None):
+    """data[key], checked to be a `kind` (of `of` items); KeyError or TypeError if it is not."""
+    if not isinstance(data, dict):
+        raise TypeError(f"expected an object holding {key!r}, found {type(data).__name__}")
+    value = data[key]
+    if not _is(value, kind) or (of is not None and not all(_is(v, of) for v in value)):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        what = " or ".join(k.__name__ for k in kinds) + (f" of {of.__name__}" if of else "")
+        raise TypeError(f"{key!r} is not a {what}")
+    return value
+
+
+def _is(value: object, kind: type | tuple[type, ...]) -> bool:
+    return isinstance(value, kind) and not (isinstance(value, bool) and kind is int)
+
+
+def _edited(path: Path, e: Exception) -> IndexLoadError:
+    return IndexLoadError(
+        f"index in {path} is incomplete or was edited ({type(e).__name__}: {e}); {REBUILD_HINT}"
+    )
 
 
 class Index:
     """A loaded, read-only index: passages, their vectors in FAISS, and the manifest."""
 
-    def __init__(self, manifest: dict, chunks: list[Chunk], faiss_index, path: Path) -> None:
+    def __init__(self, manifest: Manifest, chunks: list[Chunk], faiss_index, path: Path) -> None:
         self.manifest = manifest
         self.chunks = chunks
         self.faiss = faiss_index
         self.path = path
         self.by_id = {c.id: i for i, c in enumerate(chunks)}
         # Passage i is FAISS row rows[i]: the rows not listed dead, in order.
-        dead = np.asarray(manifest.get("dead_rows", []), dtype=np.int64)
+        dead = np.asarray(manifest.dead_rows, dtype=np.int64)
         alive = np.ones(faiss_index.ntotal, dtype=bool)
         alive[dead] = False
         self.rows = np.flatnonzero(alive)
@@ -148,8 +211,7 @@ class Index:
         self._passage_of_row[self.rows] = np.arange(len(self.rows))
         self._search_params = None
         if len(dead):
-            import faiss
-
+            faiss = _faiss()
             self._dead_selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(dead))
             self._search_params = faiss.SearchParametersHNSW(
                 sel=self._dead_selector, efSearch=faiss_index.hnsw.efSearch
@@ -167,33 +229,20 @@ class Index:
 
     @classmethod
     def _load_version(cls, path: Path) -> Index:
-        import faiss
-
+        faiss = _faiss()
         try:
-            manifest = json.loads((path / "manifest.json").read_text("utf-8"))
+            data = json.loads((path / "manifest.json").read_text("utf-8"))
         except (OSError, ValueError) as e:
             raise IndexLoadError(
                 f"index manifest in {path} is unreadable ({e}); {REBUILD_HINT}"
             ) from None
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        if found != FORMAT:
-            raise IndexLoadError(
-                f"index in {path} has format {found!r}, this version reads {FORMAT!r}; "
-                f"{REBUILD_HINT}"
-            )
+        manifest = Manifest.from_dict(data, path)
         try:
-            dim = int(manifest["embedder"]["dim"])
-            str(manifest["embedder"]["id"])
-            for d in manifest["documents"].values():
-                d["sha256"], d["title"], list(d["passages"])
-            for name, digest in manifest["files"].items():
+            for name, digest in manifest.files.items():
                 if _sha256(path / name) != digest:
                     raise ValueError(f"{name} was changed after the build")
-        except (OSError, KeyError, TypeError, ValueError, AttributeError) as e:
-            raise IndexLoadError(
-                f"index in {path} is incomplete or was edited ({type(e).__name__}: {e}); "
-                f"{REBUILD_HINT}"
-            ) from None
+        except (OSError, ValueError) as e:
+            raise _edited(path, e) from None
         try:
             chunks = [
                 _chunk_from_json(line)
@@ -205,22 +254,22 @@ class Index:
             raise IndexLoadError(
                 f"index files in {path} are damaged ({e}); {REBUILD_HINT}"
             ) from None
-        dead = manifest.get("dead_rows", [])
-        dead_ok = isinstance(dead, list) and all(type(r) is int for r in dead)
-        if dead_ok and dead:
-            dead_ok = len(set(dead)) == len(dead) and 0 <= min(dead) <= max(dead) < vectors.ntotal
-            dead_ok = dead_ok and index_kind(vectors) == "hnsw"
+        dead = manifest.dead_rows
+        dead_ok = not dead or (
+            len(set(dead)) == len(dead)
+            and 0 <= min(dead) <= max(dead) < vectors.ntotal
+            and index_kind(vectors) == "hnsw"
+        )
         if (
             not dead_ok
             or vectors.ntotal - len(dead) != len(chunks)
-            or manifest.get("passages") != len(chunks)
+            or manifest.passages != len(chunks)
         ):
             raise IndexLoadError(
-                f"index in {path} is inconsistent ({vectors.ntotal} vectors, "
-                f"{len(dead) if isinstance(dead, list) else dead!r} dead, {len(chunks)} "
-                f"passages, manifest says {manifest.get('passages')}); {REBUILD_HINT}"
+                f"index in {path} is inconsistent ({vectors.ntotal} vectors, {len(dead)} dead, "
+                f"{len(chunks)} passages, manifest says {manifest.passages}); {REBUILD_HINT}"
             )
-        if vectors.d != dim:
+        if vectors.d != manifest.dim:
             raise IndexLoadError(
                 f"index vectors in {path} have the wrong dimension; {REBUILD_HINT}"
             )
@@ -228,7 +277,7 @@ class Index:
 
     @property
     def embedder_id(self) -> str:
-        return self.manifest["embedder"]["id"]
+        return self.manifest.embedder_id
 
     def check_embedder(self, embedder_id: str) -> None:
         """Refuse to search with a different embedder than the index was built with."""
@@ -242,8 +291,7 @@ class Index:
         """Row numbers and cosine similarities of the k passages nearest to one query vector."""
         if not self.chunks:
             return []
-        import faiss
-
+        faiss = _faiss()
         # One query is too small to share: FAISS's default threads made exact search over 10k
         # vectors 30x slower (1.8 ms vs 60 ms p50, benchmarks/search.py).
         faiss.omp_set_num_threads(1)
@@ -268,13 +316,8 @@ class Index:
     def documents(self) -> list[dict]:
         """Indexed documents: id, title, date, passages, sorted by id."""
         return [
-            {
-                "id": doc_id,
-                "title": d["title"],
-                "date": d.get("date"),
-                "passages": len(d["passages"]),
-            }
-            for doc_id, d in sorted(self.manifest["documents"].items())
+            {"id": doc_id, "title": d.title, "date": d.date, "passages": len(d.passages)}
+            for doc_id, d in sorted(self.manifest.documents.items())
         ]
 
 
@@ -297,86 +340,27 @@ def _chunk_from_json(line: str) -> Chunk:
 
 def make_faiss_index(vectors: np.ndarray, exact_limit: int):
     """Exact inner product for small collections, HNSW above exact_limit vectors."""
-    import faiss
-
+    faiss = _faiss()
     dim = vectors.shape[1]
-    faiss.omp_set_num_threads(os.cpu_count() or 1)  # building does use every core
     if len(vectors) > exact_limit:
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
         index.hnsw.efSearch = 128
     else:
         index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    add_vectors(index, vectors)
     return index
+
+
+def add_vectors(faiss_index, vectors: np.ndarray) -> None:
+    """Append vectors to a FAISS index in place (the new rows follow the last one)."""
+    _faiss().omp_set_num_threads(os.cpu_count() or 1)  # building does use every core
+    if len(vectors):
+        faiss_index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
 
 def index_kind(index) -> str:
     return "hnsw" if "HNSW" in type(index).__name__ else "exact"
-
-
-@contextlib.contextmanager
-def build_lock(index_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
-    """Hold the index's build lock; raise BuildBusyError if another build keeps it past wait_s."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "a+") as handle:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "?"
-                    raise BuildBusyError(
-                        f"another build (pid {holder}) is running on {index_dir}; "
-                        "wait for it to finish and try again"
-                    ) from None
-                time.sleep(0.2)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def build(
-    seeds_dir: Path,
-    index_dir: Path,
-    embedder: Embedder,
-    settings: ChunkerSettings,
-    exact_limit: int = 50_000,
-    max_document_bytes: int = 20_000_000,
-    progress: Callable[[float, str], None] | None = None,
-    lock_wait_s: float = 0.0,
-    follow_external_links: bool = False,
-) -> BuildReport:
-    """Bring index_dir up to date with seeds_dir, re-embedding only new or changed documents.
-
-    The new version is written to a fresh folder and swapped in with an atomic rename of the
-    `current` link, so a crash at any moment leaves the previous version whole.
-    """
-    index_dir, seeds_dir = Path(index_dir), Path(seeds_dir)
-    check_index_folder(index_dir, seeds_dir)  # before the lock file is created in it
-    with build_lock(index_dir, lock_wait_s):
-        _mark(index_dir)
-        return _build_locked(
-            seeds_dir,
-            index_dir,
-            embedder,
-            settings,
-            exact_limit,
-            max_document_bytes,
-            progress or (lambda f, m: None),
-            follow_external_links,
-        )
 
 
 def check_index_folder(index_dir: Path, seeds_dir: Path) -> None:
@@ -428,6 +412,11 @@ def _recorded(index_dir: Path) -> list[str]:
     return [n for n in names if isinstance(n, str) and _VERSION_NAME.fullmatch(n)]
 
 
+def claim_folder(index_dir: Path) -> None:
+    """Mark index_dir as ours if it is not yet, adopting the version an earlier release built."""
+    _mark(index_dir)
+
+
 def _mark(index_dir: Path, versions: list[str] | None = None) -> None:
     """Write the marker; without versions, only if missing (adopting an earlier release's)."""
     if versions is None:
@@ -435,195 +424,9 @@ def _mark(index_dir: Path, versions: list[str] | None = None) -> None:
             return
         legacy = _legacy_version(index_dir)
         versions = [legacy] if legacy else []
-    tmp = index_dir / (MARKER + ".tmp")
-    tmp.write_text(json.dumps({"format": FORMAT, "versions": versions}) + "\n", "utf-8")
-    os.replace(tmp, index_dir / MARKER)
-
-
-def _build_locked(
-    seeds_dir, index_dir, embedder, settings, exact_limit, max_bytes, progress, follow_links
-):
-    started = time.perf_counter()
-    report = BuildReport()
-    progress(0.0, "scanning documents")
-    files, report.skipped = scan(seeds_dir, follow_external_links=follow_links)
-
-    old: Index | None = None
-    try:
-        old = Index.load(index_dir)
-    except IndexLoadError as e:
-        if current_version(index_dir) is not None:
-            report.full_rebuild_reason = f"previous index unusable ({e})"
-    wanted = {"chunker": dataclasses.asdict(settings), "embedder_id": embedder.id}
-    if old is not None:
-        had = {"chunker": old.manifest.get("chunker"), "embedder_id": old.embedder_id}
-        if had != wanted:
-            report.full_rebuild_reason = (
-                f"settings changed (was {had['embedder_id']} {had['chunker']}, "
-                f"now {wanted['embedder_id']} {wanted['chunker']})"
-            )
-            old = None
-    old_docs: dict = old.manifest["documents"] if old else {}
-    old_skipped: dict = old.manifest.get("skipped", {}) if old else {}
-
-    keep, todo = [], []
-    for f in files:
-        previous = old_docs.get(f.id)
-        if previous and previous["sha256"] == f.sha256:
-            keep.append(f)
-        elif f.id in old_skipped and old_skipped[f.id]["sha256"] == f.sha256:
-            report.skipped.append((f.id, old_skipped[f.id]["reason"]))
-        else:
-            todo.append(f)
-    present = {f.id for f in files}
-    report.removed = sorted(d for d in old_docs if d not in present)
-    scan_reasons = dict(report.skipped)
-    for doc_id in report.removed:
-        if doc_id in scan_reasons:  # still there, but now unreadable or not allowed
-            report.removed_reasons[doc_id] = scan_reasons[doc_id]
-            report.skipped.remove((doc_id, scan_reasons[doc_id]))
-    report.unchanged = len(keep)
-
-    if old is not None and not todo and not report.removed:
-        report.passages = len(old.chunks)
-        report.seconds = time.perf_counter() - started
-        report.index_kind = index_kind(old.faiss)
-        progress(1.0, "nothing changed")
-        return report
-
-    # Parse and split the new or changed documents.
-    new_chunks: list[Chunk] = []
-    new_docs: dict[str, dict] = {}
-    skipped_now: dict[str, dict] = {}
-    if todo:
-        embedder.count_tokens("warm up")  # load the model outside the timed part
-    embed_started = time.perf_counter()
-    for i, f in enumerate(todo):
-        progress(0.05 + 0.15 * i / max(len(todo), 1), f"reading {printable(f.id)}")
-        try:
-            # Hash the bytes that are parsed: the file may have changed since the scan.
-            data = read_bytes(f, max_bytes)
-            f = dataclasses.replace(f, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-            doc = read_document(f, max_bytes, data)
-            chunks = chunking.split(
-                doc, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap
-            )
-            if not chunks:
-                raise IngestError("no text to index")
-        except IngestError as e:
-            skipped_now[f.id] = {"sha256": f.sha256, "reason": str(e)}
-            if f.id in old_docs:  # it was served until now: withdrawing it is a change
-                report.removed.append(f.id)
-                report.removed_reasons[f.id] = str(e)
-            else:
-                report.skipped.append((f.id, str(e)))
-            continue
-        (report.changed if f.id in old_docs else report.added).append(f.id)
-        new_docs[f.id] = {
-            "sha256": f.sha256,
-            "title": doc.title,
-            "date": doc.date,
-            "size": f.size,
-            "passages": [c.id for c in chunks],
-        }
-        new_chunks.extend(chunks)
-
-    progress(0.2, f"embedding {len(new_chunks)} passages")
-    new_vectors = _embed_with_progress(embedder, new_chunks, progress)
-    report.embed_seconds = time.perf_counter() - embed_started
-    report.embedded = len(new_chunks)
-
-    dim = new_vectors.shape[1] if len(new_vectors) else (old.faiss.d if old else embedder.dim)
-    documents = {f.id: old_docs[f.id] for f in keep}
-    documents.update(new_docs)
-    progress(0.9, "writing index")
-    kept = {f.id for f in keep}
-    graph = _append_to_graph(old, kept, new_chunks, new_vectors, exact_limit)
-    if graph is not None:
-        chunks, faiss_index, dead_rows = graph
-        report.appended = True
-    else:
-        chunks, faiss_index = _assemble(old, keep, new_chunks, new_vectors, dim, exact_limit)
-        dead_rows = []
-    report.index_kind = index_kind(faiss_index)
-    report.skipped.sort()
-    report.removed.sort()
-    manifest = {
-        "format": FORMAT,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "embedder": {"id": embedder.id, "dim": int(dim)},
-        "chunker": dataclasses.asdict(settings),
-        "index": report.index_kind,
-        "passages": len(chunks),
-        "dead_rows": dead_rows,
-        "documents": dict(sorted(documents.items())),
-        "skipped": {
-            **{k: v for k, v in old_skipped.items() if k in present and k not in new_docs},
-            **skipped_now,
-        },
-    }
-    _write_version(index_dir, manifest, chunks, faiss_index)
-    report.passages = len(chunks)
-    report.seconds = time.perf_counter() - started
-    progress(1.0, "done")
-    return report
-
-
-def _append_to_graph(old: Index | None, kept: set[str], new_chunks, new_vectors, exact_limit):
-    """(passages, the old HNSW graph with the new vectors added, dead rows), or None to rebuild.
-
-    Used when the old index is an HNSW graph, the collection stays above exact_limit, and the
-    dead rows (passages of removed or changed documents, never searched again) stay within
-    MAX_DEAD_SHARE of all rows. Passage order stays row order: survivors keep their rows, the
-    new passages take the rows after the last one.
-    """
-    if old is None or index_kind(old.faiss) != "hnsw":
-        return None
-    survivors = [i for i, c in enumerate(old.chunks) if c.doc_id in kept]
-    if len(survivors) + len(new_chunks) <= exact_limit:
-        return None
-    alive = np.zeros(old.faiss.ntotal, dtype=bool)
-    alive[old.rows[survivors]] = True
-    dead = np.flatnonzero(~alive)
-    if len(dead) > MAX_DEAD_SHARE * (old.faiss.ntotal + len(new_chunks)):
-        return None
-    import faiss
-
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
-    if len(new_vectors):
-        old.faiss.add(np.ascontiguousarray(new_vectors, dtype=np.float32))
-    chunks = [old.chunks[i] for i in survivors] + list(new_chunks)
-    return chunks, old.faiss, dead.tolist()
-
-
-def _assemble(old: Index | None, keep, new_chunks, new_vectors, dim, exact_limit):
-    """(passages, a new FAISS index): kept documents' passages and vectors, then the new ones."""
-    chunks: list[Chunk] = []
-    parts: list[np.ndarray] = []
-    if old is not None and keep:
-        old_vectors = old.vectors()
-        rows = [old.by_id[cid] for f in keep for cid in old.manifest["documents"][f.id]["passages"]]
-        chunks.extend(old.chunks[r] for r in rows)
-        parts.append(old_vectors[rows])
-    chunks.extend(new_chunks)
-    parts.append(new_vectors)
-    vectors = np.concatenate([p.reshape(-1, dim) for p in parts])
-    return chunks, make_faiss_index(vectors, exact_limit)
-
-
-def _embed_with_progress(embedder: Embedder, chunks: list[Chunk], progress) -> np.ndarray:
-    texts = [c.text for c in chunks]
-    if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
-    step = 256
-    out = []
-    for i in range(0, len(texts), step):
-        out.append(embedder.embed(texts[i : i + step], progress=len(texts) > step))
-        progress(
-            0.2 + 0.7 * min(i + step, len(texts)) / len(texts),
-            f"embedded {min(i + step, len(texts))}/{len(texts)} passages",
-        )
-    return np.concatenate(out)
+    # A fixed temp name, listed in PLACEHOLDERS: a crash's leftover must not look foreign.
+    with atomic_write(index_dir / MARKER, temp=index_dir / (MARKER + ".tmp")) as tmp:
+        tmp.write_text(json.dumps({"format": FORMAT, "versions": versions}) + "\n", "utf-8")
 
 
 def _sha256(path: Path) -> str:
@@ -634,52 +437,28 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], faiss_index) -> Path:
-    import faiss
-
+def write_version(index_dir: Path, manifest: Manifest, chunks: list[Chunk], faiss_index) -> Path:
+    """Write a new version folder and make it current; a crash at any moment keeps the old one."""
+    faiss = _faiss()
     name = f"v-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-{time.monotonic_ns()}"
     _mark(index_dir, [*_recorded(index_dir), name])  # recorded before it exists: a crash's debris
-    tmp = index_dir / f".tmp-{name}"
-    tmp.mkdir(parents=True)
-    try:
+    final = index_dir / name
+    # The temp names are ones _remove_stale knows, so a crash's leftovers are cleaned up.
+    with atomic_write(final, temp=index_dir / f".tmp-{name}") as tmp:
+        tmp.mkdir(parents=True)
         with open(tmp / "passages.jsonl", "w", encoding="utf-8") as out:
             for chunk in chunks:
                 out.write(_chunk_to_json(chunk) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
         faiss.write_index(faiss_index, str(tmp / "vectors.faiss"))
-        with open(tmp / "vectors.faiss", "rb") as fh:
-            os.fsync(fh.fileno())
         # The manifest goes last: a version folder without one is never a complete version.
         # It records the other files' hashes, so a hand edit is caught at load time.
-        manifest = {
-            **manifest,
-            "files": {name: _sha256(tmp / name) for name in ("passages.jsonl", "vectors.faiss")},
-        }
+        files = {name: _sha256(tmp / name) for name in ("passages.jsonl", "vectors.faiss")}
+        manifest = dataclasses.replace(manifest, files=files)
         with open(tmp / "manifest.json", "w", encoding="utf-8") as out:
-            json.dump(manifest, out, ensure_ascii=False, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        _fsync_dir(tmp)
-        final = index_dir / name
-        os.rename(tmp, final)
-        link_tmp = index_dir / f".current-{os.getpid()}"
-        with contextlib.suppress(FileNotFoundError):
-            link_tmp.unlink()
-        os.symlink(name, link_tmp)
-        os.replace(link_tmp, index_dir / "current")  # the atomic swap
-        _fsync_dir(index_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            json.dump(manifest.to_dict(), out, ensure_ascii=False, indent=1)
+    with atomic_write(index_dir / "current", temp=index_dir / f".current-{os.getpid()}") as link:
+        link.unlink(missing_ok=True)
+        os.symlink(name, link)  # swapped in by a rename: readers see the old version or the new
     _remove_stale(index_dir, keep=name)
     return final
 

@@ -32,14 +32,15 @@ from starlette.responses import JSONResponse
 from .citations import MARKER, markers_in
 from .config import Config, ConfigError
 from .errors import AssistantError
+from .files import atomic_write
+from .indexing import BuildBusyError
 from .ingest import SUFFIXES, ignored
 from .rag import QuestionError
 from .schema import Answer, Hit
-from .store import BuildBusyError
 
 if TYPE_CHECKING:
+    from .indexing import BuildReport
     from .rag import Assistant
-    from .store import BuildReport
 
 log = logging.getLogger(__name__)
 
@@ -501,12 +502,8 @@ def _save_upload(cfg: Config, seeds: Path, name: str, source: str | Path) -> tup
     if real.parent != Path(os.path.realpath(seeds)) or (target.exists() and not target.is_file()):
         return None, "the name points outside the documents folder"
     # The temp name is short and fixed (any safe name fits beside it) and ingest.scan skips it.
-    tmp = seeds / f".upload-{uuid.uuid4().hex}.part"
-    try:
+    with atomic_write(target, temp=seeds / f".upload-{uuid.uuid4().hex}.part") as tmp:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return safe, ""
 
 

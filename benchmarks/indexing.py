@@ -37,7 +37,7 @@ def peak_rss_mb() -> float:
 def run_ours(corpus: Path, work: Path) -> dict:
     sys.path.insert(0, str(ROOT))
     from assistant.embedding import SentenceTransformerEmbedder
-    from assistant.store import ChunkerSettings, build
+    from assistant.indexing import ChunkerSettings, build
 
     embedder = SentenceTransformerEmbedder()
     embedder.embed(["warm up"])  # load the model before the clock starts
@@ -80,7 +80,7 @@ def run_incremental(corpus: Path, work: Path, fraction: float) -> dict:
     """Full build of a copy of the corpus, change `fraction` of its files, update in place."""
     sys.path.insert(0, str(ROOT))
     from assistant.embedding import SentenceTransformerEmbedder
-    from assistant.store import ChunkerSettings, build
+    from assistant.indexing import ChunkerSettings, build
 
     copy = work / "corpus"
     shutil.copytree(corpus, copy)

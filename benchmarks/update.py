@@ -3,7 +3,7 @@
     python benchmarks/update.py --passages 100000 --changed 0.01 --repeats 3
 
 Builds an index of about --passages passages (one per paragraph, ten paragraphs per file)
-through the product's own `store.build`, above `exact_search_limit`, so it is an HNSW graph.
+through the product's own `indexing.build`, above `exact_search_limit`, so it is an HNSW graph.
 Then, per repeat, rewrites --changed of the files and updates the index twice: once as the
 product does (new vectors added to the existing graph, old rows left dead) and once with the
 graph rebuilt from every vector (the previous behaviour, forced by MAX_DEAD_SHARE = 0). Both
@@ -34,8 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant import store  # noqa: E402
-from assistant.store import ChunkerSettings, Index, build  # noqa: E402
+from assistant import indexing  # noqa: E402
+from assistant.indexing import ChunkerSettings, build  # noqa: E402
+from assistant.store import Index  # noqa: E402
 
 PER_FILE = 10
 WORDS = 30
@@ -111,14 +112,14 @@ def main(argv: list[str] | None = None) -> int:
             for way in ways:
                 for path in rng.sample(files, n_changed):
                     write_file(path, rng)
-                store.MAX_DEAD_SHARE = 0.1 if way == "add to graph" else 0.0
+                indexing.MAX_DEAD_SHARE = 0.1 if way == "add to graph" else 0.0
                 started = time.perf_counter()
                 report = build(seeds, index_dir, embedder, settings, exact_limit=limit)
                 times[way].append(time.perf_counter() - started)
                 assert report.appended == (way == "add to graph"), report.summary()
                 index = Index.load(index_dir)
                 recalls[way].append(recall_at_10(index, queries))
-                dead = len(index.manifest["dead_rows"])
+                dead = len(index.manifest.dead_rows)
                 print(
                     f"repeat {repeat + 1} {way}: {n_changed} files changed, "
                     f"{times[way][-1]:.2f} s, {dead} dead rows, recall@10 {recalls[way][-1]:.3f}",

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from fakes import HashingEmbedder
 
-from assistant.store import ChunkerSettings, Index, build
+from assistant.indexing import ChunkerSettings, build
+from assistant.store import Index
 
 SETTINGS = ChunkerSettings(chunk_tokens=40, chunk_overlap=5)
 TESTS = Path(__file__).parent
@@ -24,7 +25,7 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     import faiss
     from fakes import HashingEmbedder
-    from assistant import store
+    from assistant import indexing
     point = {point!r}
 
     def pause(name):
@@ -49,7 +50,7 @@ CHILD = textwrap.dedent(
         pause("swapping")
     os.symlink = slow_symlink
 
-    store.build({seeds!r}, {index!r}, Embedder(), store.ChunkerSettings(40, 5))
+    indexing.build({seeds!r}, {index!r}, Embedder(), indexing.ChunkerSettings(40, 5))
     print("DONE", flush=True)
     """
 )
@@ -74,13 +75,13 @@ def test_sigkill_mid_build_keeps_previous_index(tmp_path, point):
         child.wait(10)
 
     index = Index.load(index_dir)  # the previous version, whole
-    assert sorted(index.manifest["documents"]) == ["old.txt"]
+    assert sorted(index.manifest.documents) == ["old.txt"]
     hits = index.search(HashingEmbedder().embed(["ceasefire talks in Paris"])[0], 1)
     assert index.chunks[hits[0][0]].doc_id == "old.txt"
 
     report = build(seeds, index_dir, HashingEmbedder(), SETTINGS)  # the next build completes
     assert report.added == ["new.txt"]
-    assert sorted(Index.load(index_dir).manifest["documents"]) == ["new.txt", "old.txt"]
+    assert sorted(Index.load(index_dir).manifest.documents) == ["new.txt", "old.txt"]
     leftovers = [p.name for p in index_dir.iterdir() if p.name.startswith((".tmp", ".current-"))]
     assert leftovers == []
     versions = [p for p in index_dir.iterdir() if p.name.startswith("v-")]
@@ -107,7 +108,7 @@ def test_failed_write_keeps_old_index_and_says_what_happened(tmp_path, monkeypat
     with pytest.raises(OSError, match="No space left"):
         build(seeds, index_dir, HashingEmbedder(), SETTINGS)
     monkeypatch.undo()
-    assert sorted(Index.load(index_dir).manifest["documents"]) == ["a.txt"]
+    assert sorted(Index.load(index_dir).manifest.documents) == ["a.txt"]
 
 
 def test_assistant_starts_with_damaged_index_and_says_how_to_fix(tmp_path):

@@ -13,10 +13,11 @@ import pytest
 from fakes import HashingEmbedder
 
 from assistant import chunking, store
+from assistant.indexing import BuildBusyError, ChunkerSettings, build
 from assistant.ingest import IngestError, find_date, read_document, scan
 from assistant.retrieval import Retriever
 from assistant.schema import Document
-from assistant.store import BuildBusyError, ChunkerSettings, Index, IndexLoadError, build
+from assistant.store import Index, IndexLoadError
 
 SETTINGS = ChunkerSettings(chunk_tokens=40, chunk_overlap=5)
 ARTICLE = Path(__file__).parent.parent / "seeds" / "rubio-us-mediation-russia-ukraine-talks.txt"
@@ -202,13 +203,40 @@ def test_manifest_records_settings_hashes_and_passages(tmp_path):
     run_build(seeds, tmp_path / "index")
     index = Index.load(tmp_path / "index")
     m = index.manifest
-    assert m["format"] == store.FORMAT
-    assert m["embedder"] == {"id": "hashing-test", "dim": 256}
-    assert m["chunker"]["chunk_tokens"] == 40
-    assert len(m["documents"]["a.txt"]["sha256"]) == 64
-    assert sum(len(d["passages"]) for d in m["documents"].values()) == len(index.chunks)
+    assert json.loads((index.path / "manifest.json").read_text())["format"] == store.FORMAT
+    assert (m.embedder_id, m.dim) == ("hashing-test", 256)
+    assert m.chunker["chunk_tokens"] == 40
+    assert len(m.documents["a.txt"].sha256) == 64
+    assert sum(len(d.passages) for d in m.documents.values()) == len(index.chunks)
     files = {p.name for p in index.path.iterdir()}
     assert files == {"manifest.json", "passages.jsonl", "vectors.faiss"}
+
+
+def test_manifest_reads_back_to_the_same_bytes(tmp_path):
+    seeds = make_seeds(
+        tmp_path, {"a.txt": ARTICLE.read_text(), "é.md": "# É\n\nCafé.", "e.txt": ""}
+    )
+    run_build(seeds, tmp_path / "index")
+    path = store.current_version(tmp_path / "index")
+    written = (path / "manifest.json").read_text("utf-8")
+    manifest = store.Manifest.from_dict(json.loads(written), path)
+    assert manifest == Index.load(tmp_path / "index").manifest
+    assert manifest.skipped["e.txt"].reason == "empty file"
+    assert json.dumps(manifest.to_dict(), ensure_ascii=False, indent=1) == written
+
+
+def test_manifest_from_before_dead_rows_loads_and_a_wrong_type_is_refused(tmp_path):
+    seeds = make_seeds(tmp_path, {"a.txt": ARTICLE.read_text()})
+    run_build(seeds, tmp_path / "index")
+    path = store.current_version(tmp_path / "index") / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["dead_rows"]  # as written before HNSW graphs were updated in place
+    path.write_text(json.dumps(manifest))
+    assert Index.load(tmp_path / "index").manifest.dead_rows == ()
+    manifest["documents"]["a.txt"]["passages"] = "a.txt#0"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexLoadError, match="incomplete or was edited .*'passages'"):
+        Index.load(tmp_path / "index")
 
 
 def test_search_finds_the_right_passage(tmp_path):
@@ -286,7 +314,7 @@ def test_hnsw_update_adds_to_the_graph_and_never_returns_dead_rows(tmp_path):
     assert "added to the existing graph" in report.summary()
     index = Index.load(index_dir)
     assert index.faiss.ntotal == 42 and len(index.chunks) == 40  # two dead rows, not searched
-    assert len(index.manifest["dead_rows"]) == 2
+    assert len(index.manifest.dead_rows) == 2
     assert {c.doc_id for c in index.chunks} == set(docs) - {"d05.txt"} | {"d40.txt"}
     # Every search result is a live passage, with its own vector: rows line up.
     np.testing.assert_allclose(index.vectors(), emb.embed([c.text for c in index.chunks]))
@@ -307,7 +335,7 @@ def test_hnsw_update_adds_to_the_graph_and_never_returns_dead_rows(tmp_path):
     report = run_build(seeds, index_dir, exact_limit=10)
     assert not report.appended and report.index_kind == "hnsw"
     index = Index.load(index_dir)
-    assert index.faiss.ntotal == len(index.chunks) == 34 and index.manifest["dead_rows"] == []
+    assert index.faiss.ntotal == len(index.chunks) == 34 and index.manifest.dead_rows == ()
 
     # Down to the exact limit, the graph gives way to exact search.
     for path in sorted(seeds.iterdir())[10:]:
@@ -319,7 +347,7 @@ def test_crash_mid_build_leaves_previous_index(tmp_path, monkeypatch):
     seeds = make_seeds(tmp_path, {"a.txt": ARTICLE.read_text()})
     index_dir = tmp_path / "index"
     run_build(seeds, index_dir)
-    before = Index.load(index_dir).manifest["documents"]
+    before = Index.load(index_dir).manifest.documents
     (seeds / "b.txt").write_text("New document that will not make it.")
 
     def crash(*a, **k):
@@ -329,7 +357,7 @@ def test_crash_mid_build_leaves_previous_index(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         run_build(seeds, index_dir)
     monkeypatch.undo()
-    assert Index.load(index_dir).manifest["documents"] == before
+    assert Index.load(index_dir).manifest.documents == before
     assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp")]
     assert run_build(seeds, index_dir).added == ["b.txt"]
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, seeded_config
 
-from assistant import cli, rag, store
+from assistant import cli, indexing, rag, store
+from assistant.indexing import ChunkerSettings, build
 from assistant.rag import Assistant
-from assistant.store import MARKER, ChunkerSettings, Index, IndexFolderError, build
+from assistant.store import MARKER, Index, IndexFolderError
 
 SETTINGS = ChunkerSettings(chunk_tokens=40, chunk_overlap=5)
 
@@ -204,32 +205,32 @@ def test_links_out_of_the_seeds_folder_are_reported_not_followed(tmp_path):
 def test_a_file_edited_between_scan_and_read_is_recorded_as_read(tmp_path, monkeypatch):
     seeds = seeds_with(tmp_path, {"a.txt": "The old text about ceasefire talks."})
     new = b"The new text about rare earth metals."
-    scan = store.scan
+    scan = indexing.scan
 
     def scan_then_edit(*args, **kwargs):
         found = scan(*args, **kwargs)
         (seeds / "a.txt").write_bytes(new)  # someone saves the file right after the scan
         return found
 
-    monkeypatch.setattr(store, "scan", scan_then_edit)
+    monkeypatch.setattr(indexing, "scan", scan_then_edit)
     run_build(seeds, tmp_path / "index")
     monkeypatch.undo()
     index = Index.load(tmp_path / "index")
-    assert index.manifest["documents"]["a.txt"]["sha256"] == hashlib.sha256(new).hexdigest()
+    assert index.manifest.documents["a.txt"].sha256 == hashlib.sha256(new).hexdigest()
     assert " ".join(c.text for c in index.chunks) == new.decode()
     assert not run_build(seeds, tmp_path / "index").changed_anything
 
 
 def test_a_file_grown_past_the_limit_after_the_scan_is_not_indexed(tmp_path, monkeypatch):
     seeds = seeds_with(tmp_path, {"a.txt": "Small.", "b.txt": "Bee."})
-    scan = store.scan
+    scan = indexing.scan
 
     def scan_then_grow(*args, **kwargs):
         found = scan(*args, **kwargs)
         (seeds / "a.txt").write_text("grown " * 1000)
         return found
 
-    monkeypatch.setattr(store, "scan", scan_then_grow)
+    monkeypatch.setattr(indexing, "scan", scan_then_grow)
     report = run_build(seeds, tmp_path / "index", max_document_bytes=1000)
     assert report.added == ["b.txt"] and "too large" in dict(report.skipped)["a.txt"]
     assert [d["id"] for d in Index.load(tmp_path / "index").documents()] == ["b.txt"]

@@ -291,7 +291,7 @@ def test_rebuild_updates_document_list(cfg, tmp_path):
 
 
 def test_rebuild_while_another_runs_says_so(cfg):
-    from assistant.store import build_lock
+    from assistant.indexing import build_lock
 
     assistant = make(cfg, "x")
     with build_lock(Path(cfg.index_dir)):
