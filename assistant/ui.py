@@ -29,7 +29,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 
-from .citations import MARKER, markers_in
+from .citations import MARKER, marker_numbers, markers_in
 from .config import Config, ConfigError
 from .errors import AssistantError
 from .files import atomic_write
@@ -136,7 +136,7 @@ def _link_markers(escaped: str, turn: int, n_passages: int) -> str:
     """Turn [n] markers of already escaped text into links to the passage cards of this turn."""
 
     def link(match: re.Match) -> str:
-        nums = [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
+        nums = marker_numbers(match)
         if not all(1 <= n <= n_passages for n in nums):
             return match.group(0)
         return "".join(
