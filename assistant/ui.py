@@ -299,45 +299,6 @@ def passage_choices(answer: Answer | None) -> list[tuple[str, int]]:
 # --- chat ---------------------------------------------------------------------------------
 
 
-def _text_of(content: Any) -> str:
-    """Plain text of one Gradio message content (a string or a list of parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return str(content.get("text") or "") if content.get("type", "text") == "text" else ""
-    if isinstance(content, list | tuple):
-        return " ".join(t for t in (_text_of(p) for p in content) if t)
-    return ""
-
-
-def _plain(rendered: str) -> str:
-    """Back from a rendered bubble to the text the model wrote."""
-    text = re.sub(r'<span class="timings">.*?</span>', "", rendered, flags=re.S)
-    text = text.replace("<br>", "\n")
-    text = re.sub(r"</?(?:a|span)\b[^>]*>", "", text).replace("⚠ ", "")  # only our own tags
-    return html.unescape(text).strip()
-
-
-def history_pairs(history: Sequence[Any]) -> list[tuple[str, str]]:
-    """Gradio chat history as plain (user, assistant) string pairs for the model."""
-    pairs: list[tuple[str, str]] = []
-    user: str | None = None
-    for message in history or ():
-        role = message.get("role") if isinstance(message, dict) else getattr(message, "role", "")
-        content = (
-            message.get("content") if isinstance(message, dict) else getattr(message, "content", "")
-        )
-        text = _plain(_text_of(content))
-        if role == "user":
-            if user is not None:
-                pairs.append((user, ""))
-            user = text
-        elif role == "assistant" and user is not None:
-            pairs.append((user, text))
-            user = None
-    return pairs
-
-
 def respond(
     assistant: Assistant,
     message: str,
@@ -352,7 +313,8 @@ def respond(
     """
     history = [dict(m) for m in history or ()]
     answers = list(answers)
-    pairs = history_pairs(history)
+    # The conversation the model sees is the Answers kept in state, never the page's HTML.
+    pairs = [(a.question, a.text) for a in answers]
     question = (message or "").strip()
     sources = render_sources(answers)
     if not question:

@@ -15,6 +15,7 @@ from assistant import ui
 from assistant.config import Config, ConfigError
 from assistant.generation import GeneratorError
 from assistant.rag import Assistant, build_index
+from assistant.schema import Answer
 
 SEEDS = Path(__file__).parent.parent / "seeds"
 ARTICLE = "rubio-us-mediation-russia-ukraine-talks.txt"
@@ -125,23 +126,26 @@ def test_follow_up_gets_plain_history(cfg):
     assert 'id="src-2-' in second[1] and "Sources of answer 1" in second[1]
 
 
-def test_history_pairs_accepts_gradio_shapes():
-    rendered = ui.render_answer(
-        ui.Answer(
-            "q", "Deal by April 26 [1]. A &lt;b&gt; tag.", False, timings={"total_ms": 1200.0}
-        ),
-        turn=1,
-    )
-    history = [
-        {"role": "user", "content": [{"type": "text", "text": "When is the deal?"}]},
-        {"role": "assistant", "content": rendered},
-        {"role": "user", "content": "Tell me <more>"},
-        {"role": "assistant", "content": [{"type": "text", "text": "More [2]."}, {"type": "file"}]},
+def test_follow_up_history_comes_from_the_answers_not_the_page(cfg):
+    """The model sees the Answers kept in state, whatever the chat shows (HTML, lists of parts)."""
+
+    def reply(messages):
+        if "Follow-up" in messages[-1]["content"]:
+            return "Who hinted at the rare earth minerals deal?"
+        return cite(DEAL)(messages)
+
+    earlier = Answer("When is the deal?", "Deal by April 26 [1]. A <b> tag & more.", False)
+    shown = [
+        {"role": "user", "content": [{"type": "text", "text": "<i>shown</i> question"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "<b>shown</b>"}]},
     ]
-    assert ui.history_pairs(history) == [
-        ("When is the deal?", "Deal by April 26 [1]. A &lt;b&gt; tag."),
-        ("Tell me <more>", "More [2]."),
-    ]
+    assistant = make(cfg, reply)
+    history, _, _, answers = run(assistant, "And who hinted at it?", shown, [earlier])[-1]
+    assert len(history) == 4 and answers[0] is earlier and len(answers) == 2
+    (rewrite,) = [p for p in assistant.generator.prompts if "Follow-up" in p[-1]["content"]]
+    convo = rewrite[-1]["content"]
+    assert "User: When is the deal?\nAssistant: Deal by April 26" in convo
+    assert "shown" not in convo and "&" not in convo
 
 
 def test_stop_ends_generation(cfg):
