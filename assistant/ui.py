@@ -2,15 +2,13 @@
 
 `build_app(assistant, cfg)` builds the Blocks without launching it; the handlers are plain
 functions (`respond`, `save_uploads`, `remove_documents`, `rebuild_index`, ...) that tests call
-directly. `serve(cfg)` loads the models, builds the app and launches it. Everything that comes
-from a document or a file name is passed through `html.escape` before it reaches the page, and
-the chat shows answers as escaped HTML, never as Markdown, so a planted `![x](http://...)` is
-text, not an image the browser fetches; the page's Content-Security-Policy backs this up.
+directly. `serve(cfg)` loads the models, builds the app and launches it. The HTML comes from
+`render` (escaped: a document's markup is shown, never run); the chat shows it as HTML, never as
+Markdown.
 """
 
 from __future__ import annotations
 
-import html
 import ipaddress
 import logging
 import math
@@ -29,14 +27,26 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 
-from .citations import MARKER, marker_numbers, markers_in
 from .config import Config, ConfigError
 from .errors import AssistantError
 from .files import atomic_write
 from .indexing import BuildBusyError
 from .ingest import SUFFIXES, ignored
 from .rag import QuestionError
-from .schema import Answer, Hit
+from .render import (
+    ADD_DOCUMENTS_HELP,
+    CSS,
+    HEAD,
+    escape,
+    escape_markdown,
+    format_timings,
+    passage_choices,
+    render_answer,
+    render_documents,
+    render_sources,
+    shown,
+)
+from .schema import Answer
 
 if TYPE_CHECKING:
     from .indexing import BuildReport
@@ -56,244 +66,8 @@ SHIPPED_EXAMPLES = (
 CHAT_CONCURRENCY = 4  # streams served at once; more wait in the queue
 STOP_GRACE_S = 3.0  # after Stop, how long the stream may take to finish before it is cancelled
 
-ADD_DOCUMENTS_HELP = (  # HTML: shown as the chat's placeholder and as a reply
-    "<b>No documents are indexed yet.</b> Open the <b>Documents</b> tab, upload files "
-    f"({', '.join(SUFFIXES)}) and press <b>Rebuild index</b>, or copy files into the seeds "
-    "folder and run <code>python -m assistant index</code>."
-)
-
-CSS = """
-.answer-marker { font-weight: 600; text-decoration: none; }
-.evidence { margin-top: .5em; font-size: .9em; opacity: .8; }
-.evidence ol { margin: .3em 0 0 1.2em; padding: 0; }
-.timings { display: block; margin-top: .4em; font-size: .78em; opacity: .65; }
-#sources .src-card { border: 1px solid var(--border-color-primary); border-radius: 8px;
-  padding: .6em .8em; margin: 0 0 .7em 0; }
-#sources .src-card.selected, #sources .src-card.flash { outline: 2px solid var(--color-accent); }
-#sources .src-head { font-size: .9em; margin-bottom: .3em; }
-#sources .src-where { opacity: .7; }
-#sources .src-text { white-space: pre-wrap; font-size: .9em; margin: 0; }
-#sources mark { background: #fde68a; color: inherit; padding: 0 .1em; }
-#sources mark.weak { background: #fed7aa; }
-#sources .empty { opacity: .7; }
-.doc-table table { width: 100%; border-collapse: collapse; }
-.doc-table th, .doc-table td { text-align: left; padding: .3em .5em;
-  border-bottom: 1px solid var(--border-color-primary); }
-"""
-
-# A click on an [n] marker shows passage n in the sources panel (opening a closed fold first).
-HEAD = """
-<script>
-document.addEventListener("click", function (event) {
-  const link = event.target.closest && event.target.closest('a[href^="#src-"]');
-  if (!link) return;
-  const card = document.getElementById(link.getAttribute("href").slice(1));
-  if (!card) return;
-  event.preventDefault();
-  event.stopPropagation();
-  for (let p = card.parentElement; p; p = p.parentElement) {
-    if (p.tagName === "DETAILS") p.open = true;
-  }
-  document.querySelectorAll("#sources .src-card.flash").forEach(function (c) {
-    c.classList.remove("flash");
-  });
-  card.classList.add("flash");
-  card.scrollIntoView({behavior: "smooth", block: "nearest"});
-}, true);
-</script>
-"""
-
 NAME_MAX_BYTES = 200  # an uploaded file's name, in UTF-8 (file systems allow 255 bytes)
 _UNSAFE_NAME = re.compile(r"[^\w.\- ()+,]+", re.UNICODE)
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_MD_PUNCT = re.compile(r"[\\`*_\[\]()!<>:&|~]")  # what starts Markdown links, images, HTML
-
-
-# --- rendering ---------------------------------------------------------------------------
-
-
-def shown(text: object) -> str:
-    """text Gradio can send: lone surrogates (undecodable file-name bytes) shown as \\xNN."""
-    # the same text as os.fsencode(name).decode("utf-8", "backslashreplace") for a file name
-    return _SURROGATE.sub(_escape_surrogate, "" if text is None else str(text))
-
-
-def _escape_surrogate(match: re.Match) -> str:
-    code = ord(match.group())
-    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
-
-
-def _e(text: object) -> str:
-    return html.escape(shown(text), quote=True)
-
-
-def _md(text: object) -> str:
-    """text shown literally by gr.Markdown: link, image and HTML syntax backslash-escaped."""
-    return _MD_PUNCT.sub(r"\\\g<0>", shown(text))
-
-
-def _link_markers(escaped: str, turn: int, n_passages: int) -> str:
-    """Turn [n] markers of already escaped text into links to the passage cards of this turn."""
-
-    def link(match: re.Match) -> str:
-        nums = marker_numbers(match)
-        if not all(1 <= n <= n_passages for n in nums):
-            return match.group(0)
-        return "".join(
-            f'<a class="answer-marker" href="#src-{turn}-{n}" title="show passage {n}">[{n}]</a>'
-            for n in nums
-        )
-
-    return MARKER.sub(link, escaped)
-
-
-def format_timings(timings: dict[str, float]) -> str:
-    """One line: retrieval, evidence, first token, total, tokens per second (what is known)."""
-
-    def dur(ms: float) -> str:
-        return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
-
-    parts = []
-    if "retrieval_ms" in timings:
-        parts.append(f"retrieval {dur(timings['retrieval_ms'])}")
-    if "evidence_ms" in timings:
-        parts.append(f"evidence {dur(timings['evidence_ms'])}")
-    if "first_token_ms" in timings:
-        parts.append(f"first token {dur(timings['first_token_ms'])}")
-    if "total_ms" in timings:
-        parts.append(f"total {dur(timings['total_ms'])}")
-    if timings.get("tokens_per_s"):
-        parts.append(f"{timings['tokens_per_s']:.1f} tokens/s")
-    return " · ".join(parts)
-
-
-def render_answer(answer: Answer, turn: int, final: bool = True) -> str:
-    """The chat bubble of an answer: escaped text with [n] links; while it is being written,
-    the evidence the model is reading below it (the first update shows only that)."""
-    body = _link_markers(_e(answer.text), turn, len(answer.passages))
-    body = body.replace("\n", "<br>")  # the chat shows HTML, not Markdown (render_markdown=False)
-    if not final and answer.evidence:
-        items = "".join(
-            f"<li>{_link_markers(_e(f'[{u.passage}]'), turn, len(answer.passages))} "
-            f"{_e(' '.join(u.text.split()))}</li>"
-            for u in answer.evidence
-        )
-        body += (
-            '<div class="evidence"><b>Evidence found</b> (not an answer yet: the model is '
-            f"reading these sentences)<ol>{items}</ol></div>"
-        )
-    if final and answer.timings:
-        body += f'<span class="timings">{_e(format_timings(answer.timings))}</span>'
-    return body
-
-
-def _highlight(text: str, quotes: Iterable[tuple[str, bool]]) -> str:
-    """Escaped passage text with each quoted sentence inside <mark> (whitespace-insensitive)."""
-    spans: list[tuple[int, int, bool]] = []
-    for quote, supported in quotes:
-        words = quote.split()
-        if not words:
-            continue
-        found = re.search(r"\s+".join(re.escape(w) for w in words), text)
-        if found and not any(s < found.end() and found.start() < e for s, e, _ in spans):
-            spans.append((found.start(), found.end(), supported))
-    out, cursor = [], 0
-    for start, end, supported in sorted(spans):
-        out.append(_e(text[cursor:start]))
-        cls = "" if supported else ' class="weak"'
-        out.append(f"<mark{cls}>{_e(text[start:end])}</mark>")
-        cursor = end
-    out.append(_e(text[cursor:]))
-    return "".join(out)
-
-
-def _where(hit: Hit) -> str:
-    c = hit.chunk
-    parts = [f"paragraph {c.paragraph}"]
-    if c.page is not None:
-        parts.append(f"page {c.page}")
-    return ", ".join(parts)
-
-
-def cited_numbers(answer: Answer) -> list[int]:
-    """Passage numbers the answer cites, in order of first use (markers while streaming)."""
-    if answer.citations:
-        found = [c.n for c in answer.citations]
-        order = {n: i for i, n in enumerate(markers_in(answer.text))}
-        found.sort(key=lambda n: order.get(n, len(order) + n))
-    else:
-        found = markers_in(answer.text)
-    return [n for n in dict.fromkeys(found) if 1 <= n <= len(answer.passages)]
-
-
-def shown_numbers(answer: Answer) -> list[int]:
-    """Cited passages, then the other passages that hold evidence the model was shown."""
-    evidence = [u.passage for u in answer.evidence if 1 <= u.passage <= len(answer.passages)]
-    return list(dict.fromkeys([*cited_numbers(answer), *evidence]))
-
-
-def _card(answer: Answer, turn: int, n: int, selected: bool) -> str:
-    hit = answer.passages[n - 1]
-    c = hit.chunk
-    # The cited sentence is marked strongly, the other evidence shown to the model lightly.
-    quotes = [(x.quote, True) for x in answer.citations if x.n == n]
-    quotes += [(u.text, False) for u in answer.evidence if u.passage == n]
-    date = f" · {_e(c.date)}" if c.date else ""
-    cls = "src-card selected" if selected else "src-card"
-    return (
-        f'<div class="{cls}" id="src-{turn}-{n}">'
-        f'<div class="src-head"><b>[{n}] {_e(c.title or c.doc_id)}</b>{date}'
-        f'<br><span class="src-where">{_e(c.doc_id)} · {_e(_where(hit))}</span></div>'
-        f'<p class="src-text">{_highlight(c.text, quotes)}</p></div>'
-    )
-
-
-def _answer_sources(answer: Answer, turn: int, selected: int | None = None) -> str:
-    cited = cited_numbers(answer)
-    shown = shown_numbers(answer)
-    if selected in shown:
-        shown.remove(selected)
-        shown.insert(0, selected)
-    parts = []
-    if not cited:
-        if answer.abstained:
-            note = "No passage in the documents answers this question."
-        elif answer.evidence:
-            note = "Evidence found in these passages; the answer is being written."
-        else:
-            note = "The answer cites no passage yet."
-        parts.append(f'<p class="empty">{note}</p>')
-    parts += [_card(answer, turn, n, n == selected) for n in shown]
-    rest = [n for n in range(1, len(answer.passages) + 1) if n not in shown]
-    if rest:
-        cards = "".join(_card(answer, turn, n, n == selected) for n in rest)
-        is_open = " open" if selected in rest else ""
-        parts.append(
-            f"<details{is_open}><summary>Other retrieved passages ({len(rest)})"
-            f"</summary>{cards}</details>"
-        )
-    return "".join(parts)
-
-
-def render_sources(answers: Sequence[Answer], selected: int | None = None) -> str:
-    """The sources panel: the latest answer's cited passages, earlier answers folded below."""
-    if not answers:
-        return '<p class="empty">Sources of the answer appear here.</p>'
-    turn = len(answers)
-    parts = [_answer_sources(answers[-1], turn, selected)]
-    for t in range(turn - 1, 0, -1):
-        parts.append(
-            f"<details><summary>Sources of answer {t}: {_e(answers[t - 1].question)}</summary>"
-            f"{_answer_sources(answers[t - 1], t)}</details>"
-        )
-    return "".join(parts)
-
-
-def passage_choices(answer: Answer | None) -> list[tuple[str, int]]:
-    """(label, n) of the passages an answer cites or drew evidence from, for the selector."""
-    if answer is None:
-        return []
-    return [(f"[{n}] {answer.passages[n - 1].chunk.title}", n) for n in shown_numbers(answer)]
 
 
 # --- chat ---------------------------------------------------------------------------------
@@ -323,13 +97,19 @@ def respond(
     if not assistant.documents():
         reply = assistant.index_error or ADD_DOCUMENTS_HELP
         history += [
-            {"role": "user", "content": _e(question)},
-            {"role": "assistant", "content": reply if reply is ADD_DOCUMENTS_HELP else _e(reply)},
+            {"role": "user", "content": escape(question)},
+            {
+                "role": "assistant",
+                "content": reply if reply is ADD_DOCUMENTS_HELP else escape(reply),
+            },
         ]
         yield history, sources, "No documents are indexed yet.", answers
         return
     turn = len(answers) + 1
-    history += [{"role": "user", "content": _e(question)}, {"role": "assistant", "content": "…"}]
+    history += [
+        {"role": "user", "content": escape(question)},
+        {"role": "assistant", "content": "…"},
+    ]
     yield list(history), sources, "Searching the documents…", answers
     answer: Answer | None = None
     try:
@@ -343,8 +123,11 @@ def respond(
         return
     except Exception as e:  # noqa: BLE001 - one line for the page; a bug's traceback to the log
         reason = explain(e, f"answering {question!r}")
-        history[-1] = {"role": "assistant", "content": _e(f"⚠ Sorry, answering failed: {reason}")}
-        yield history, sources, f"⚠ answering failed: {_md(reason)}", answers
+        history[-1] = {
+            "role": "assistant",
+            "content": escape(f"⚠ Sorry, answering failed: {reason}"),
+        }
+        yield history, sources, f"⚠ answering failed: {escape_markdown(reason)}", answers
         return
     if answer is None:
         return
@@ -521,25 +304,6 @@ def remove_documents(
     return removed, refused
 
 
-def render_documents(documents: Sequence[dict]) -> str:
-    """The indexed documents as an escaped HTML table, or how to add some."""
-    if not documents:
-        return (
-            '<p class="empty">No documents are indexed yet. Upload files below '
-            f"({_e(' '.join(SUFFIXES))}) and press <b>Rebuild index</b>.</p>"
-        )
-    rows = "".join(
-        f"<tr><td>{_e(d.get('title'))}</td><td>{_e(d.get('date') or '')}</td>"
-        f"<td>{_e(d.get('passages'))}</td><td><code>{_e(d.get('id'))}</code></td></tr>"
-        for d in documents
-    )
-    return (
-        f'<div class="doc-table"><p>{len(documents)} documents indexed.</p><table>'
-        "<thead><tr><th>Title</th><th>Date</th><th>Passages</th><th>File</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table></div>"
-    )
-
-
 def rebuild_index(assistant: Assistant, progress: Progress | None = None) -> str:
     """Run the incremental build; a readable summary (or why it could not run)."""
     try:
@@ -586,7 +350,7 @@ def _chat_view(assistant: Assistant) -> tuple[str, list[dict[str, str]] | None, 
     documents = assistant.documents()
     banner = ""
     if assistant.index_error:
-        banner = f"⚠ The index could not be loaded: {_md(assistant.index_error)}"
+        banner = f"⚠ The index could not be loaded: {escape_markdown(assistant.index_error)}"
     if not documents:
         return ADD_DOCUMENTS_HELP, None, banner
     placeholder = (

@@ -11,7 +11,7 @@ import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
 import app
-from assistant import ui
+from assistant import render, ui
 from assistant.config import Config, ConfigError
 from assistant.generation import GeneratorError
 from assistant.rag import Assistant, build_index
@@ -93,7 +93,7 @@ def test_document_html_is_escaped_everywhere(cfg):
     question = "What is the <b>launch code</b> of the vault?"
     history, sources, _, answers = run(assistant, question)[-1]
     assert "4471" in sources and not answers[-1].abstained
-    rendered = [sources, ui.render_documents(assistant.documents())]
+    rendered = [sources, render.render_documents(assistant.documents())]
     rendered += [m["content"] for m in history]
     for page in rendered:
         assert "<script" not in page and "<img" not in page and "<b " not in page
@@ -214,11 +214,11 @@ def test_failure_is_shown_without_traceback(cfg):
 
 def test_selecting_a_source_shows_that_passage(cfg):
     _, sources, _, answers = run(make(cfg, cite(DEAL)), "What about the deal and guarantees?")[-1]
-    choices = ui.passage_choices(answers[-1])
+    choices = render.passage_choices(answers[-1])
     # The cited passage first, then the other passages the evidence came from.
     assert choices[0][1] == answers[-1].citations[0].n and len(choices) >= 2
     n = choices[1][1]
-    selected = ui.render_sources(answers, n)
+    selected = render.render_sources(answers, n)
     assert f'class="src-card selected" id="src-1-{n}"' in selected
     assert selected.index(f'id="src-1-{n}"') < selected.index(f'id="src-1-{choices[0][1]}"')
 
@@ -285,7 +285,7 @@ def test_rebuild_updates_document_list(cfg, tmp_path):
     summary = ui.rebuild_index(assistant, lambda f, m: steps.append((f, m)))
     assert "1 added" in summary and steps and steps[-1][0] == 1.0
     assert [d["id"] for d in assistant.documents()] == [ARTICLE, "storm.md"]
-    assert "Storm warning" in ui.render_documents(assistant.documents())
+    assert "Storm warning" in render.render_documents(assistant.documents())
     _, sources, _, _ = run(assistant, "Which ferries were cancelled?")[-1]
     assert "Roscoff" in sources
 
@@ -311,9 +311,9 @@ def test_empty_index_shows_how_to_add_documents(tmp_path):
     assistant = make(c, "x")
     history, _, _, _ = run(assistant, "Anything?")[-1]
     assert "Documents" in history[-1]["content"] and "Rebuild index" in history[-1]["content"]
-    assert "No documents are indexed yet" in ui.render_documents([])
+    assert "No documents are indexed yet" in render.render_documents([])
     placeholder, examples, banner = ui._chat_view(assistant)
-    assert placeholder == ui.ADD_DOCUMENTS_HELP and examples is None and banner == ""
+    assert placeholder == render.ADD_DOCUMENTS_HELP and examples is None and banner == ""
     assert isinstance(ui.build_app(assistant, c), gr.Blocks)
 
 

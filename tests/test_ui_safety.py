@@ -14,7 +14,7 @@ import pytest
 from fakes import HashingEmbedder, ScriptedGenerator
 from gradio.routes import ORJSONResponse
 
-from assistant import ui
+from assistant import render, ui
 from assistant.config import Config, ConfigError
 from assistant.rag import Assistant
 from assistant.schema import Answer, Chunk, Hit
@@ -63,7 +63,7 @@ def test_answer_markdown_image_is_shown_as_text(cfg):
     chunk = Chunk("c1", "deal.txt", "The deal is due by April 26.", 0, 28, 1, "Deal")
     answer = Answer("When?", text, False, passages=(Hit(chunk, 1.0),))
     for final in (False, True):
-        bubble = ui.render_answer(answer, turn=1, final=final)
+        bubble = render.render_answer(answer, turn=1, final=final)
         assert "<img" not in bubble and '<a href="http' not in bubble
         assert f"![p]({LEAK})" in bubble and "&lt;img src=" in bubble
         assert 'href="#src-1-1"' in bubble and "<br>Next line." in bubble  # our links, lines
@@ -76,7 +76,7 @@ def test_answer_markdown_image_is_shown_as_text(cfg):
 
 
 def test_markdown_lines_show_links_and_images_as_text():
-    line = ui._md(f"bad index ![p]({LEAK}) <img src=x> [a](http://b)")
+    line = render.escape_markdown(f"bad index ![p]({LEAK}) <img src=x> [a](http://b)")
     assert "\\!\\[p\\]\\(http\\://" in line and "\\<img" in line
     assert not re.search(r"(?<!\\)[!\[\]()<>]|(?<!\\):", line)
 
@@ -183,7 +183,7 @@ def test_undecodable_seed_name_is_listed_escaped_and_removed_exactly(cfg):
     "\n".join(files).encode("utf-8")  # no lone surrogates: Gradio can send it
     demo = ui.build_app(Assistant(cfg, HashingEmbedder(), ScriptedGenerator("x")), cfg)
     ORJSONResponse._render(demo.get_config_file())  # what Gradio sends to the page
-    assert ui._e("caf\udce9.txt") == "caf\\xe9.txt"
+    assert render.escape("caf\udce9.txt") == "caf\\xe9.txt"
 
     # A real file literally named caf\xe9.txt is shown alike: neither is removed by that id.
     (Path(cfg.seeds_dir) / "caf\\xe9.txt").write_text("Backslash name.", encoding="utf-8")
