@@ -11,7 +11,7 @@ import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
 import app
-from assistant import render, ui
+from assistant import library, render, ui
 from assistant.config import Config, ConfigError
 from assistant.generation import GeneratorError
 from assistant.rag import Assistant, build_index
@@ -234,7 +234,7 @@ def test_upload_is_sanitised_and_stays_in_seeds(cfg, tmp_path):
     big.write_text("x" * 6000, encoding="utf-8")
     bad.write_bytes(b"MZ")
     before = {p for p in tmp_path.rglob("*") if "seeds" not in p.parts}
-    saved, refused = ui.save_uploads(
+    saved, refused = library.save_uploads(
         cfg,
         [
             ("../escape.txt", small),
@@ -266,7 +266,9 @@ def test_upload_is_sanitised_and_stays_in_seeds(cfg, tmp_path):
 def test_remove_only_inside_seeds(cfg, tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_text("keep me", encoding="utf-8")
-    removed, refused = ui.remove_documents(cfg, [ARTICLE, "../outside.txt", str(outside), "nope"])
+    removed, refused = library.remove_documents(
+        cfg, [ARTICLE, "../outside.txt", str(outside), "nope"]
+    )
     assert removed == [ARTICLE]
     assert not (Path(cfg.seeds_dir) / ARTICLE).exists()
     assert outside.read_text(encoding="utf-8") == "keep me"
@@ -280,7 +282,7 @@ def test_rebuild_updates_document_list(cfg, tmp_path):
     upload.write_text(
         "# Storm warning\n\nFerries between Roscoff and Plymouth were cancelled.", encoding="utf-8"
     )
-    ui.save_uploads(cfg, [("storm.md", upload)])
+    library.save_uploads(cfg, [("storm.md", upload)])
     steps = []
     summary = ui.rebuild_index(assistant, lambda f, m: steps.append((f, m)))
     assert "1 added" in summary and steps and steps[-1][0] == 1.0
@@ -289,7 +291,7 @@ def test_rebuild_updates_document_list(cfg, tmp_path):
     _, sources, _, _ = run(assistant, "Which ferries were cancelled?")[-1]
     assert "Roscoff" in sources
 
-    ui.remove_documents(cfg, ["storm.md"])
+    library.remove_documents(cfg, ["storm.md"])
     assert "1 removed" in ui.rebuild_index(assistant)
     assert [d["id"] for d in assistant.documents()] == [ARTICLE]
 

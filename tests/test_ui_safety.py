@@ -14,7 +14,7 @@ import pytest
 from fakes import HashingEmbedder, ScriptedGenerator
 from gradio.routes import ORJSONResponse
 
-from assistant import render, ui
+from assistant import library, render, ui
 from assistant.config import Config, ConfigError
 from assistant.rag import Assistant
 from assistant.schema import Answer, Chunk, Hit
@@ -97,11 +97,11 @@ def test_long_upload_names_keep_their_type_and_fit_the_file_system(cfg, tmp_path
     src = tmp_path / "upload.txt"
     src.write_text("Ferries to Roscoff were cancelled on Sunday.", encoding="utf-8")
     names = ["x" * 300 + ".txt", "é" * 154 + ".txt", "y" * 300 + ".exe.md", "ok.txt"]
-    saved, refused = ui.save_uploads(cfg, [(n, src) for n in names])
+    saved, refused = library.save_uploads(cfg, [(n, src) for n in names])
     assert refused == []
     assert len(saved) == 4 and saved[-1] == "ok.txt"
     for name in saved:
-        assert len(name.encode()) <= ui.NAME_MAX_BYTES
+        assert len(name.encode()) <= library.NAME_MAX_BYTES
         assert (Path(cfg.seeds_dir) / name).is_file()
     assert saved[0].endswith("x.txt") and saved[1].endswith("é.txt")
     assert saved[2].endswith("y.md")
@@ -111,7 +111,7 @@ def test_long_upload_names_keep_their_type_and_fit_the_file_system(cfg, tmp_path
 def test_upload_that_would_not_be_indexed_is_refused_with_a_reason(cfg, tmp_path):
     src = tmp_path / "upload.md"
     src.write_text("# Notes\n\nFerries to Roscoff.", encoding="utf-8")
-    saved, refused = ui.save_uploads(
+    saved, refused = library.save_uploads(
         cfg, [("README.md", src), ("x" * 300 + ".exe", src), (".md", src), ("notes.md", src)]
     )
     reasons = dict(refused)
@@ -125,7 +125,7 @@ def test_one_failing_upload_does_not_stop_the_batch(cfg, tmp_path):
     src = tmp_path / "upload.txt"
     src.write_text("Ferries to Roscoff.", encoding="utf-8")
     (Path(cfg.seeds_dir) / "loop.txt").symlink_to("loop.txt")  # Path.resolve raises on it
-    saved, refused = ui.save_uploads(cfg, [("loop.txt", src), ("b.txt", src)])
+    saved, refused = library.save_uploads(cfg, [("loop.txt", src), ("b.txt", src)])
     assert saved[-1] == "b.txt" and len(saved) + len(refused) == 2
     assert not list(Path(cfg.seeds_dir).glob(".upload-*"))
 
@@ -178,7 +178,7 @@ def test_undecodable_seed_name_is_listed_escaped_and_removed_exactly(cfg):
     seeds = os.fsencode(cfg.seeds_dir)
     with open(os.path.join(seeds, b"caf\xe9.txt"), "wb") as f:
         f.write(b"Undecodable name.")
-    files = ui.seed_files(cfg)
+    files = library.seed_files(cfg)
     assert "caf\\xe9.txt" in files
     "\n".join(files).encode("utf-8")  # no lone surrogates: Gradio can send it
     demo = ui.build_app(Assistant(cfg, HashingEmbedder(), ScriptedGenerator("x")), cfg)
@@ -187,11 +187,11 @@ def test_undecodable_seed_name_is_listed_escaped_and_removed_exactly(cfg):
 
     # A real file literally named caf\xe9.txt is shown alike: neither is removed by that id.
     (Path(cfg.seeds_dir) / "caf\\xe9.txt").write_text("Backslash name.", encoding="utf-8")
-    removed, refused = ui.remove_documents(cfg, ["caf\\xe9.txt"])
+    removed, refused = library.remove_documents(cfg, ["caf\\xe9.txt"])
     assert removed == [] and "two files" in refused[0][1]
     (Path(cfg.seeds_dir) / "caf\\xe9.txt").unlink()
 
-    removed, refused = ui.remove_documents(cfg, ["caf\\xe9.txt"])
+    removed, refused = library.remove_documents(cfg, ["caf\\xe9.txt"])
     assert removed == ["caf\\xe9.txt"] and refused == []
     assert not os.path.exists(os.path.join(seeds, b"caf\xe9.txt"))
-    assert "caf\\xe9.txt" not in ui.seed_files(cfg)
+    assert "caf\\xe9.txt" not in library.seed_files(cfg)
