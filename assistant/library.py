@@ -1,7 +1,8 @@
 """The documents folder as a person changes it from the window: what it offers, uploads, removals.
 
-An upload's name is checked with ingest.ignored, so an upload lands only where the index build
-will read it.
+What counts as a document is ingest's: the listing is ingest.walk's and an upload's name is
+checked with ingest.ignored, so the documents tab offers exactly the files the index build
+reads (or reports as skipped), and an upload lands only where the build will read it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from .config import Config
 from .files import atomic_write
-from .ingest import SUFFIXES, ignored
+from .ingest import SUFFIXES, ignored, walk
 from .render import shown
 
 NAME_MAX_BYTES = 200  # an uploaded file's name, in UTF-8 (file systems allow 255 bytes)
@@ -101,17 +102,18 @@ def _save_upload(cfg: Config, seeds: Path, name: str, source: str | Path) -> tup
 
 
 def _listing(cfg: Config) -> dict[str, list[Path]]:
-    """Document files below the seeds folder by the id shown for them (see shown())."""
-    seeds = Path(cfg.seeds_dir)
+    """Files the documents tab offers, by id: what ingest.walk finds with a document's type.
+
+    That is each document the build reads and each one it reports as skipped (a name that is
+    not UTF-8, a link out of the folder), so that one can be removed; never a file the build
+    passes over in silence (a hidden or temporary file, the folder's own README.md).
+    """
     found: dict[str, list[Path]] = {}
-    if not seeds.is_dir():
+    if not Path(cfg.seeds_dir).is_dir():
         return found
-    for path in seeds.rglob("*"):
-        rel = path.relative_to(seeds)
-        if any(p.startswith(".") for p in rel.parts) or not path.is_file():
-            continue
-        if path.suffix.lower() in SUFFIXES:
-            found.setdefault(shown(rel.as_posix()), []).append(path)
+    for doc_id, path, _ in walk(cfg.seeds_dir, cfg.follow_external_links):
+        if path.suffix.lower() in SUFFIXES and not path.is_dir():
+            found.setdefault(doc_id, []).append(path)
     return found
 
 

@@ -275,6 +275,23 @@ def test_remove_only_inside_seeds(cfg, tmp_path):
     assert {name for name, _ in refused} == {"../outside.txt", str(outside), "nope"}
 
 
+def test_documents_tab_offers_what_the_index_reads(cfg):
+    """The removal list is the scan's: files the build passes over are not offered."""
+    seeds = Path(cfg.seeds_dir)
+    (seeds / "README.md").write_text("# About this folder\n", encoding="utf-8")
+    (seeds / "~$draft.md").write_text("An editor's lock file.", encoding="utf-8")
+    (seeds / "sub").mkdir()
+    (seeds / "sub" / "README.md").write_text("# Ferries\n\nRoscoff sailings.", encoding="utf-8")
+    assistant = make(cfg, "x")
+    assistant.rebuild()
+    indexed = [d["id"] for d in assistant.documents()]
+    assert indexed == [ARTICLE, "sub/README.md"]
+    assert library.seed_files(cfg) == indexed
+    removed, refused = library.remove_documents(cfg, ["README.md", "~$draft.md"])
+    assert removed == [] and len(refused) == 2
+    assert (seeds / "README.md").exists() and (seeds / "~$draft.md").exists()
+
+
 def test_rebuild_updates_document_list(cfg, tmp_path):
     assistant = make(cfg, cite(("Ferries between Roscoff and Plymouth were cancelled", "Roscoff")))
     assert [d["id"] for d in assistant.documents()] == [ARTICLE]
