@@ -11,7 +11,7 @@ import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
 import app
-from assistant import library, render, ui
+from assistant import library, render, server, ui
 from assistant.config import Config, ConfigError
 from assistant.generation import GeneratorError
 from assistant.rag import Assistant, build_index
@@ -345,25 +345,25 @@ def test_examples_are_about_the_shipped_article(cfg):
 
 
 def test_auth_is_required_off_loopback(tmp_path):
-    assert ui.resolve_auth(Config(host="127.0.0.1"), env={}) is None
-    assert ui.is_loopback("localhost") and ui.is_loopback("::1") and ui.is_loopback("127.0.0.2")
-    assert not ui.is_loopback("0.0.0.0") and not ui.is_loopback("example.org")
+    assert server.resolve_auth(Config(host="127.0.0.1"), env={}) is None
+    assert all(server.is_loopback(h) for h in ("localhost", "::1", "127.0.0.2"))
+    assert not server.is_loopback("0.0.0.0") and not server.is_loopback("example.org")
     with pytest.raises(ConfigError, match="refusing to serve on 0.0.0.0 without a login"):
-        ui.resolve_auth(Config(host="0.0.0.0"), env={})
+        server.resolve_auth(Config(host="0.0.0.0"), env={})
     env = {"ASSISTANT_USERNAME": "ann", "ASSISTANT_PASSWORD": "s3cret"}
-    assert ui.resolve_auth(Config(host="0.0.0.0"), env=env) == [("ann", "s3cret")]
+    assert server.resolve_auth(Config(host="0.0.0.0"), env=env) == [("ann", "s3cret")]
     with pytest.raises(ConfigError, match="both"):
-        ui.resolve_auth(Config(host="0.0.0.0"), env={"ASSISTANT_USERNAME": "ann"})
+        server.resolve_auth(Config(host="0.0.0.0"), env={"ASSISTANT_USERNAME": "ann"})
     logins = tmp_path / "logins"
     logins.write_text("# who may log in\nbob:pa:ss\n\ncarol:x\n", encoding="utf-8")
     env = {"ASSISTANT_AUTH_FILE": str(logins)}
-    assert ui.resolve_auth(Config(host="192.168.1.5"), env=env) == [
+    assert server.resolve_auth(Config(host="192.168.1.5"), env=env) == [
         ("bob", "pa:ss"),
         ("carol", "x"),
     ]
     logins.write_text("bob\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="line 1"):
-        ui.resolve_auth(Config(host="0.0.0.0"), env=env)
+        server.resolve_auth(Config(host="0.0.0.0"), env=env)
 
 
 def test_app_refuses_public_host_without_login(monkeypatch, capsys):
@@ -387,7 +387,7 @@ def test_app_serves_chat_over_http(cfg):
     assistant = make(cfg, cite(DEAL))
     served = Config(**{**cfg.__dict__, "port": _free_port()})
     demo = ui.build_app(assistant, served)
-    ui.launch(demo, served, None, prevent_thread_lock=True, quiet=True)
+    server.launch(demo, served, None, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{served.port}/", verbose=False)
         result = client.predict("When is the rare earth deal final?", [], api_name="/on_ask")

@@ -14,7 +14,7 @@ import pytest
 from fakes import HashingEmbedder, ScriptedGenerator
 from gradio.routes import ORJSONResponse
 
-from assistant import library, render, ui
+from assistant import library, render, server, ui
 from assistant.config import Config, ConfigError
 from assistant.rag import Assistant
 from assistant.schema import Answer, Chunk, Hit
@@ -35,7 +35,7 @@ def served(cfg, request):
     served = Config(**{**cfg.__dict__, "port": _free_port()})
     assistant = Assistant(served, HashingEmbedder(), ScriptedGenerator("x"))
     demo = ui.build_app(assistant, served)
-    ui.launch(demo, served, auth, prevent_thread_lock=True, quiet=True)
+    server.launch(demo, served, auth, prevent_thread_lock=True, quiet=True)
     try:
         yield served.port
     finally:
@@ -135,13 +135,13 @@ def test_one_failing_upload_does_not_stop_the_batch(cfg, tmp_path):
 
 def test_login_throttle_waits_longer_after_each_failure():
     now = [1000.0]
-    throttle = ui.LoginThrottle(clock=lambda: now[0])
-    assert all(throttle.attempt("10.0.0.1") == 0 for _ in range(ui.LOGIN_FREE_FAILURES))
-    assert throttle.attempt("10.0.0.1") == pytest.approx(ui.LOGIN_WAIT_S)
+    throttle = server.LoginThrottle(clock=lambda: now[0])
+    assert all(throttle.attempt("10.0.0.1") == 0 for _ in range(server.LOGIN_FREE_FAILURES))
+    assert throttle.attempt("10.0.0.1") == pytest.approx(server.LOGIN_WAIT_S)
     assert throttle.attempt("10.0.0.2") == 0  # another address is not held up
-    now[0] += ui.LOGIN_WAIT_S
+    now[0] += server.LOGIN_WAIT_S
     assert throttle.attempt("10.0.0.1") == 0  # one more try, then twice the wait
-    assert throttle.attempt("10.0.0.1") == pytest.approx(2 * ui.LOGIN_WAIT_S)
+    assert throttle.attempt("10.0.0.1") == pytest.approx(2 * server.LOGIN_WAIT_S)
     throttle.succeeded("10.0.0.1")
     assert throttle.attempt("10.0.0.1") == 0
 
@@ -153,7 +153,7 @@ def test_failed_logins_over_http_lock_out_that_address(served):
         return _request(served, "POST", "/login", body, source)
 
     assert login("s3cret").status == 200
-    assert [login("guess").status for _ in range(ui.LOGIN_FREE_FAILURES)] == [400] * 5
+    assert [login("guess").status for _ in range(server.LOGIN_FREE_FAILURES)] == [400] * 5
     locked = login("s3cret")  # even the right password waits
     assert locked.status == 429 and int(locked.getheader("Retry-After")) > 0
     assert login("s3cret", source="127.0.0.2").status == 200
@@ -166,7 +166,7 @@ def test_auth_file_not_utf8_names_the_file(tmp_path):
     logins = tmp_path / "logins"
     logins.write_bytes(b"ann:caf\xe9\n")
     with pytest.raises(ConfigError) as caught:
-        ui.resolve_auth(Config(host="0.0.0.0"), env={"ASSISTANT_AUTH_FILE": str(logins)})
+        server.resolve_auth(Config(host="0.0.0.0"), env={"ASSISTANT_AUTH_FILE": str(logins)})
     message = str(caught.value)
     assert str(logins) in message and "UTF-8" in message and "\n" not in message
 
