@@ -80,22 +80,15 @@ def respond(
     if not question:
         yield history, sources, "Please type a question.", answers
         return
+    asked = {"role": "user", "content": escape(question)}
     if not assistant.documents():
-        reply = assistant.index_error or ADD_DOCUMENTS_HELP
-        history += [
-            {"role": "user", "content": escape(question)},
-            {
-                "role": "assistant",
-                "content": reply if reply is ADD_DOCUMENTS_HELP else escape(reply),
-            },
-        ]
+        error = assistant.index_error
+        reply = escape(error) if error else ADD_DOCUMENTS_HELP
+        history += [asked, {"role": "assistant", "content": reply}]
         yield history, sources, "No documents are indexed yet.", answers
         return
     turn = len(answers) + 1
-    history += [
-        {"role": "user", "content": escape(question)},
-        {"role": "assistant", "content": "…"},
-    ]
+    history += [asked, {"role": "assistant", "content": "…"}]
     yield list(history), sources, "Searching the documents…", answers
     answer: Answer | None = None
     try:
@@ -109,10 +102,8 @@ def respond(
         return
     except Exception as e:  # noqa: BLE001 - one line for the page; a bug's traceback to the log
         reason = explain(e, f"answering {question!r}")
-        history[-1] = {
-            "role": "assistant",
-            "content": escape(f"⚠ Sorry, answering failed: {reason}"),
-        }
+        failed = escape(f"⚠ Sorry, answering failed: {reason}")
+        history[-1] = {"role": "assistant", "content": failed}
         yield history, sources, f"⚠ answering failed: {escape_markdown(reason)}", answers
         return
     if answer is None:
