@@ -17,6 +17,7 @@ from .retrieval import STOPWORDS, keywords
 from .schema import Citation, Hit, Sentence
 
 MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_MARKER_SEPARATOR = re.compile(r"\s*[,;]\s*")
 # A sentence ends at . ! ? before a capital or digit, but not after an initial or a title
 # ("U.S. Open", "Mr. Sibiha"), nor after a month's abbreviation before its day ("Nov. 12").
 _SENTENCE_END = re.compile(
@@ -99,18 +100,23 @@ def strip_unknown_markers(text: str, n_passages: int) -> str:
     """Drop marker numbers that point at no given passage (paper-qa: cite only what was given)."""
 
     def keep(match: re.Match) -> str:
-        nums = [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
-        valid = list(dict.fromkeys(n for n in nums if 1 <= n <= n_passages))
+        valid = list(dict.fromkeys(n for n in marker_numbers(match) if 1 <= n <= n_passages))
         return "".join(f"[{n}]" for n in valid)
 
     out = MARKER.sub(keep, text)
     return re.sub(r"[ \t]+([.,;!?])", r"\1", out).strip()
 
 
+def marker_numbers(match: re.Match) -> list[int]:
+    """The passage numbers of one MARKER match, in the order written: "[2, 5]" -> [2, 5]."""
+    return [int(x) for x in _MARKER_SEPARATOR.split(match.group(1))]
+
+
 def markers_in(sentence: str) -> tuple[int, ...]:
+    """Every passage number the text's markers name, once each, in order of first use."""
     nums: list[int] = []
     for match in MARKER.finditer(sentence):
-        nums.extend(int(x) for x in re.split(r"\s*[,;]\s*", match.group(1)))
+        nums.extend(marker_numbers(match))
     return tuple(dict.fromkeys(nums))
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 
 from .config import Config
@@ -57,7 +59,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="start the chat window (same as python app.py)")
     _common(p)
-    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1; others need a login)")
     p.add_argument("--port", type=int, help="port (default 7860)")
     return parser
 
@@ -172,10 +174,33 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
-    from .ui import serve
-
     serve(cfg)
     return 0
+
+
+def serve(cfg: Config) -> None:
+    """Load the models (building the index on a first start), build the window and serve it.
+
+    `python app.py` and `python -m assistant serve` both come here.
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before Gradio is imported
+    from .rag import Assistant
+    from .server import launch, resolve_auth
+    from .ui import build_app
+
+    auth = resolve_auth(cfg)  # refuse before spending a minute on loading models
+    where = f"http://{cfg.host}:{cfg.port}"
+    if auth:
+        print(f"Starting: will serve {where} with a login ({len(auth)} user(s)).", file=sys.stderr)
+    else:
+        print(f"Starting: will serve {where} to this machine only (no login).", file=sys.stderr)
+    started = time.perf_counter()
+    assistant = Assistant.from_config(cfg, progress=_print_progress)
+    demo = build_app(assistant, cfg)
+    print(
+        f"Ready in {time.perf_counter() - started:.1f} s: open {where}", file=sys.stderr, flush=True
+    )
+    launch(demo, cfg, auth)
 
 
 COMMANDS = {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve}

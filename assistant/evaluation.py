@@ -338,12 +338,24 @@ def corpus_hash(corpus_dir: Path, settings: dict) -> str:
     return h.hexdigest()[:16]
 
 
+# Modules that never decide an answer: the command line and the window.
+_NOT_ANSWERING = (
+    "evaluation.py",
+    "cli.py",
+    "__main__.py",
+    "ui.py",
+    "render.py",
+    "library.py",
+    "server.py",
+)
+
+
 def code_hash() -> str:
     """Hash of the assistant's answering code, so a code change never reuses stale results."""
     h = hashlib.sha256()
     here = Path(__file__).parent
     for path in sorted(here.glob("*.py")):
-        if path.name not in ("evaluation.py", "cli.py", "ui.py", "__main__.py"):
+        if path.name not in _NOT_ANSWERING:
             h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +45,30 @@ def scan(
     follow_external_links; unreadable files, unsupported types and names that are not valid
     UTF-8 are reported.
     """
+    files: list[SourceFile] = []
+    skipped: list[tuple[str, str]] = []
+    for doc_id, path, reason in walk(seeds_dir, follow_external_links):
+        if reason:
+            skipped.append((doc_id, reason))
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            skipped.append((doc_id, f"cannot read: {e.strerror or e}"))
+            continue
+        files.append(SourceFile(doc_id, path, hashlib.sha256(data).hexdigest(), len(data)))
+    files.sort(key=lambda f: f.id)
+    return files, skipped
+
+
+def walk(seeds_dir: Path, follow_external_links: bool = False) -> Iterator[tuple[str, Path, str]]:
+    """(id, path, reason) for each file and folder the scan does not pass over silently, without
+    reading any: reason is "" for a document file the scan reads, else why it skips that one
+    (a skipped folder's id ends in "/")."""
     seeds_dir = Path(seeds_dir)
     if not seeds_dir.is_dir():
         raise IngestError(f"seeds folder {seeds_dir} does not exist: create it and add documents")
     base = os.path.realpath(seeds_dir)
-    files: list[SourceFile] = []
-    skipped: list[tuple[str, str]] = []
     seen_dirs: set[str] = set()
 
     def refused(path: Path, name: str, kind: str) -> str | None:
@@ -66,7 +85,7 @@ def scan(
         real = os.path.realpath(root)
         if real in seen_dirs:
             dirs[:] = []
-            skipped.append((_rel(Path(root), seeds_dir) + "/", "symlink loop: folder already read"))
+            yield _rel(Path(root), seeds_dir) + "/", Path(root), "symlink loop: folder already read"
             continue
         seen_dirs.add(real)
         keep = []
@@ -75,7 +94,7 @@ def scan(
                 continue
             reason = refused(Path(root) / d, d, "folder")
             if reason:
-                skipped.append((_rel(Path(root) / d, seeds_dir) + "/", reason))
+                yield _rel(Path(root) / d, seeds_dir) + "/", Path(root) / d, reason
             else:
                 keep.append(d)
         dirs[:] = keep
@@ -85,20 +104,9 @@ def scan(
                 continue
             doc_id = _rel(path, seeds_dir)
             reason = refused(path, name, "file")
-            if reason:
-                skipped.append((doc_id, reason))
-                continue
-            if path.suffix.lower() not in SUFFIXES:
-                skipped.append((doc_id, f"unsupported type {path.suffix or '(none)'}"))
-                continue
-            try:
-                data = path.read_bytes()
-            except OSError as e:
-                skipped.append((doc_id, f"cannot read: {e.strerror or e}"))
-                continue
-            files.append(SourceFile(doc_id, path, hashlib.sha256(data).hexdigest(), len(data)))
-    files.sort(key=lambda f: f.id)
-    return files, skipped
+            if not reason and path.suffix.lower() not in SUFFIXES:
+                reason = f"unsupported type {path.suffix or '(none)'}"
+            yield doc_id, path, reason or ""
 
 
 def ignored(name: str, top_level: bool) -> str:

@@ -1,42 +1,41 @@
 """The chat window: a Gradio Blocks app with a chat panel, a sources panel and a documents tab.
 
-`build_app(assistant, cfg)` builds the Blocks without launching it; the handlers are plain
-functions (`respond`, `save_uploads`, `remove_documents`, `rebuild_index`, ...) that tests call
-directly. `serve(cfg)` loads the models, builds the app and launches it. Everything that comes
-from a document or a file name is passed through `html.escape` before it reaches the page, and
-the chat shows answers as escaped HTML, never as Markdown, so a planted `![x](http://...)` is
-text, not an image the browser fetches; the page's Content-Security-Policy backs this up.
+`build_app(assistant, cfg)` builds the Blocks without launching them (server.launch does); the
+handlers are plain functions (`respond`, `rebuild_index`, and library's uploads and removals)
+that tests call directly. The HTML comes from `render`, escaped: a document's markup is shown,
+never run, and the chat shows it as HTML, never as Markdown.
 """
 
 from __future__ import annotations
 
-import html
-import ipaddress
 import logging
-import math
-import os
-import re
-import shutil
-import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
-from starlette.middleware import Middleware
-from starlette.responses import JSONResponse
 
-from .citations import MARKER, markers_in
-from .config import Config, ConfigError
+from .config import Config
 from .errors import AssistantError
-from .files import atomic_write
 from .indexing import BuildBusyError
-from .ingest import SUFFIXES, ignored
+from .ingest import SUFFIXES
+from .library import remove_documents, save_uploads, seed_files
 from .rag import QuestionError
-from .schema import Answer, Hit
+from .render import (
+    ADD_DOCUMENTS_HELP,
+    CSS,
+    HEAD,
+    escape,
+    escape_markdown,
+    format_timings,
+    passage_choices,
+    render_answer,
+    render_documents,
+    render_sources,
+)
+from .schema import Answer
 
 if TYPE_CHECKING:
     from .indexing import BuildReport
@@ -56,286 +55,8 @@ SHIPPED_EXAMPLES = (
 CHAT_CONCURRENCY = 4  # streams served at once; more wait in the queue
 STOP_GRACE_S = 3.0  # after Stop, how long the stream may take to finish before it is cancelled
 
-ADD_DOCUMENTS_HELP = (  # HTML: shown as the chat's placeholder and as a reply
-    "<b>No documents are indexed yet.</b> Open the <b>Documents</b> tab, upload files "
-    f"({', '.join(SUFFIXES)}) and press <b>Rebuild index</b>, or copy files into the seeds "
-    "folder and run <code>python -m assistant index</code>."
-)
-
-CSS = """
-.answer-marker { font-weight: 600; text-decoration: none; }
-.evidence { margin-top: .5em; font-size: .9em; opacity: .8; }
-.evidence ol { margin: .3em 0 0 1.2em; padding: 0; }
-.timings { display: block; margin-top: .4em; font-size: .78em; opacity: .65; }
-#sources .src-card { border: 1px solid var(--border-color-primary); border-radius: 8px;
-  padding: .6em .8em; margin: 0 0 .7em 0; }
-#sources .src-card.selected, #sources .src-card.flash { outline: 2px solid var(--color-accent); }
-#sources .src-head { font-size: .9em; margin-bottom: .3em; }
-#sources .src-where { opacity: .7; }
-#sources .src-text { white-space: pre-wrap; font-size: .9em; margin: 0; }
-#sources mark { background: #fde68a; color: inherit; padding: 0 .1em; }
-#sources mark.weak { background: #fed7aa; }
-#sources .empty { opacity: .7; }
-.doc-table table { width: 100%; border-collapse: collapse; }
-.doc-table th, .doc-table td { text-align: left; padding: .3em .5em;
-  border-bottom: 1px solid var(--border-color-primary); }
-"""
-
-# A click on an [n] marker shows passage n in the sources panel (opening a closed fold first).
-HEAD = """
-<script>
-document.addEventListener("click", function (event) {
-  const link = event.target.closest && event.target.closest('a[href^="#src-"]');
-  if (!link) return;
-  const card = document.getElementById(link.getAttribute("href").slice(1));
-  if (!card) return;
-  event.preventDefault();
-  event.stopPropagation();
-  for (let p = card.parentElement; p; p = p.parentElement) {
-    if (p.tagName === "DETAILS") p.open = true;
-  }
-  document.querySelectorAll("#sources .src-card.flash").forEach(function (c) {
-    c.classList.remove("flash");
-  });
-  card.classList.add("flash");
-  card.scrollIntoView({behavior: "smooth", block: "nearest"});
-}, true);
-</script>
-"""
-
-NAME_MAX_BYTES = 200  # an uploaded file's name, in UTF-8 (file systems allow 255 bytes)
-_UNSAFE_NAME = re.compile(r"[^\w.\- ()+,]+", re.UNICODE)
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_MD_PUNCT = re.compile(r"[\\`*_\[\]()!<>:&|~]")  # what starts Markdown links, images, HTML
-
-
-# --- rendering ---------------------------------------------------------------------------
-
-
-def shown(text: object) -> str:
-    """text Gradio can send: lone surrogates (undecodable file-name bytes) shown as \\xNN."""
-    # the same text as os.fsencode(name).decode("utf-8", "backslashreplace") for a file name
-    return _SURROGATE.sub(_escape_surrogate, "" if text is None else str(text))
-
-
-def _escape_surrogate(match: re.Match) -> str:
-    code = ord(match.group())
-    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
-
-
-def _e(text: object) -> str:
-    return html.escape(shown(text), quote=True)
-
-
-def _md(text: object) -> str:
-    """text shown literally by gr.Markdown: link, image and HTML syntax backslash-escaped."""
-    return _MD_PUNCT.sub(r"\\\g<0>", shown(text))
-
-
-def _link_markers(escaped: str, turn: int, n_passages: int) -> str:
-    """Turn [n] markers of already escaped text into links to the passage cards of this turn."""
-
-    def link(match: re.Match) -> str:
-        nums = [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
-        if not all(1 <= n <= n_passages for n in nums):
-            return match.group(0)
-        return "".join(
-            f'<a class="answer-marker" href="#src-{turn}-{n}" title="show passage {n}">[{n}]</a>'
-            for n in nums
-        )
-
-    return MARKER.sub(link, escaped)
-
-
-def format_timings(timings: dict[str, float]) -> str:
-    """One line: retrieval, evidence, first token, total, tokens per second (what is known)."""
-
-    def dur(ms: float) -> str:
-        return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
-
-    parts = []
-    if "retrieval_ms" in timings:
-        parts.append(f"retrieval {dur(timings['retrieval_ms'])}")
-    if "evidence_ms" in timings:
-        parts.append(f"evidence {dur(timings['evidence_ms'])}")
-    if "first_token_ms" in timings:
-        parts.append(f"first token {dur(timings['first_token_ms'])}")
-    if "total_ms" in timings:
-        parts.append(f"total {dur(timings['total_ms'])}")
-    if timings.get("tokens_per_s"):
-        parts.append(f"{timings['tokens_per_s']:.1f} tokens/s")
-    return " · ".join(parts)
-
-
-def render_answer(answer: Answer, turn: int, final: bool = True) -> str:
-    """The chat bubble of an answer: escaped text with [n] links; while it is being written,
-    the evidence the model is reading below it (the first update shows only that)."""
-    body = _link_markers(_e(answer.text), turn, len(answer.passages))
-    body = body.replace("\n", "<br>")  # the chat shows HTML, not Markdown (render_markdown=False)
-    if not final and answer.evidence:
-        items = "".join(
-            f"<li>{_link_markers(_e(f'[{u.passage}]'), turn, len(answer.passages))} "
-            f"{_e(' '.join(u.text.split()))}</li>"
-            for u in answer.evidence
-        )
-        body += (
-            '<div class="evidence"><b>Evidence found</b> (not an answer yet: the model is '
-            f"reading these sentences)<ol>{items}</ol></div>"
-        )
-    if final and answer.timings:
-        body += f'<span class="timings">{_e(format_timings(answer.timings))}</span>'
-    return body
-
-
-def _highlight(text: str, quotes: Iterable[tuple[str, bool]]) -> str:
-    """Escaped passage text with each quoted sentence inside <mark> (whitespace-insensitive)."""
-    spans: list[tuple[int, int, bool]] = []
-    for quote, supported in quotes:
-        words = quote.split()
-        if not words:
-            continue
-        found = re.search(r"\s+".join(re.escape(w) for w in words), text)
-        if found and not any(s < found.end() and found.start() < e for s, e, _ in spans):
-            spans.append((found.start(), found.end(), supported))
-    out, cursor = [], 0
-    for start, end, supported in sorted(spans):
-        out.append(_e(text[cursor:start]))
-        cls = "" if supported else ' class="weak"'
-        out.append(f"<mark{cls}>{_e(text[start:end])}</mark>")
-        cursor = end
-    out.append(_e(text[cursor:]))
-    return "".join(out)
-
-
-def _where(hit: Hit) -> str:
-    c = hit.chunk
-    parts = [f"paragraph {c.paragraph}"]
-    if c.page is not None:
-        parts.append(f"page {c.page}")
-    return ", ".join(parts)
-
-
-def cited_numbers(answer: Answer) -> list[int]:
-    """Passage numbers the answer cites, in order of first use (markers while streaming)."""
-    if answer.citations:
-        found = [c.n for c in answer.citations]
-        order = {n: i for i, n in enumerate(markers_in(answer.text))}
-        found.sort(key=lambda n: order.get(n, len(order) + n))
-    else:
-        found = markers_in(answer.text)
-    return [n for n in dict.fromkeys(found) if 1 <= n <= len(answer.passages)]
-
-
-def shown_numbers(answer: Answer) -> list[int]:
-    """Cited passages, then the other passages that hold evidence the model was shown."""
-    evidence = [u.passage for u in answer.evidence if 1 <= u.passage <= len(answer.passages)]
-    return list(dict.fromkeys([*cited_numbers(answer), *evidence]))
-
-
-def _card(answer: Answer, turn: int, n: int, selected: bool) -> str:
-    hit = answer.passages[n - 1]
-    c = hit.chunk
-    # The cited sentence is marked strongly, the other evidence shown to the model lightly.
-    quotes = [(x.quote, True) for x in answer.citations if x.n == n]
-    quotes += [(u.text, False) for u in answer.evidence if u.passage == n]
-    date = f" · {_e(c.date)}" if c.date else ""
-    cls = "src-card selected" if selected else "src-card"
-    return (
-        f'<div class="{cls}" id="src-{turn}-{n}">'
-        f'<div class="src-head"><b>[{n}] {_e(c.title or c.doc_id)}</b>{date}'
-        f'<br><span class="src-where">{_e(c.doc_id)} · {_e(_where(hit))}</span></div>'
-        f'<p class="src-text">{_highlight(c.text, quotes)}</p></div>'
-    )
-
-
-def _answer_sources(answer: Answer, turn: int, selected: int | None = None) -> str:
-    cited = cited_numbers(answer)
-    shown = shown_numbers(answer)
-    if selected in shown:
-        shown.remove(selected)
-        shown.insert(0, selected)
-    parts = []
-    if not cited:
-        if answer.abstained:
-            note = "No passage in the documents answers this question."
-        elif answer.evidence:
-            note = "Evidence found in these passages; the answer is being written."
-        else:
-            note = "The answer cites no passage yet."
-        parts.append(f'<p class="empty">{note}</p>')
-    parts += [_card(answer, turn, n, n == selected) for n in shown]
-    rest = [n for n in range(1, len(answer.passages) + 1) if n not in shown]
-    if rest:
-        cards = "".join(_card(answer, turn, n, n == selected) for n in rest)
-        is_open = " open" if selected in rest else ""
-        parts.append(
-            f"<details{is_open}><summary>Other retrieved passages ({len(rest)})"
-            f"</summary>{cards}</details>"
-        )
-    return "".join(parts)
-
-
-def render_sources(answers: Sequence[Answer], selected: int | None = None) -> str:
-    """The sources panel: the latest answer's cited passages, earlier answers folded below."""
-    if not answers:
-        return '<p class="empty">Sources of the answer appear here.</p>'
-    turn = len(answers)
-    parts = [_answer_sources(answers[-1], turn, selected)]
-    for t in range(turn - 1, 0, -1):
-        parts.append(
-            f"<details><summary>Sources of answer {t}: {_e(answers[t - 1].question)}</summary>"
-            f"{_answer_sources(answers[t - 1], t)}</details>"
-        )
-    return "".join(parts)
-
-
-def passage_choices(answer: Answer | None) -> list[tuple[str, int]]:
-    """(label, n) of the passages an answer cites or drew evidence from, for the selector."""
-    if answer is None:
-        return []
-    return [(f"[{n}] {answer.passages[n - 1].chunk.title}", n) for n in shown_numbers(answer)]
-
 
 # --- chat ---------------------------------------------------------------------------------
-
-
-def _text_of(content: Any) -> str:
-    """Plain text of one Gradio message content (a string or a list of parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return str(content.get("text") or "") if content.get("type", "text") == "text" else ""
-    if isinstance(content, list | tuple):
-        return " ".join(t for t in (_text_of(p) for p in content) if t)
-    return ""
-
-
-def _plain(rendered: str) -> str:
-    """Back from a rendered bubble to the text the model wrote."""
-    text = re.sub(r'<span class="timings">.*?</span>', "", rendered, flags=re.S)
-    text = text.replace("<br>", "\n")
-    text = re.sub(r"</?(?:a|span)\b[^>]*>", "", text).replace("⚠ ", "")  # only our own tags
-    return html.unescape(text).strip()
-
-
-def history_pairs(history: Sequence[Any]) -> list[tuple[str, str]]:
-    """Gradio chat history as plain (user, assistant) string pairs for the model."""
-    pairs: list[tuple[str, str]] = []
-    user: str | None = None
-    for message in history or ():
-        role = message.get("role") if isinstance(message, dict) else getattr(message, "role", "")
-        content = (
-            message.get("content") if isinstance(message, dict) else getattr(message, "content", "")
-        )
-        text = _plain(_text_of(content))
-        if role == "user":
-            if user is not None:
-                pairs.append((user, ""))
-            user = text
-        elif role == "assistant" and user is not None:
-            pairs.append((user, text))
-            user = None
-    return pairs
 
 
 def respond(
@@ -352,22 +73,22 @@ def respond(
     """
     history = [dict(m) for m in history or ()]
     answers = list(answers)
-    pairs = history_pairs(history)
+    # The conversation the model sees is the Answers kept in state, never the page's HTML.
+    pairs = [(a.question, a.text) for a in answers]
     question = (message or "").strip()
     sources = render_sources(answers)
     if not question:
         yield history, sources, "Please type a question.", answers
         return
+    asked = {"role": "user", "content": escape(question)}
     if not assistant.documents():
-        reply = assistant.index_error or ADD_DOCUMENTS_HELP
-        history += [
-            {"role": "user", "content": _e(question)},
-            {"role": "assistant", "content": reply if reply is ADD_DOCUMENTS_HELP else _e(reply)},
-        ]
+        error = assistant.index_error
+        reply = escape(error) if error else ADD_DOCUMENTS_HELP
+        history += [asked, {"role": "assistant", "content": reply}]
         yield history, sources, "No documents are indexed yet.", answers
         return
     turn = len(answers) + 1
-    history += [{"role": "user", "content": _e(question)}, {"role": "assistant", "content": "…"}]
+    history += [asked, {"role": "assistant", "content": "…"}]
     yield list(history), sources, "Searching the documents…", answers
     answer: Answer | None = None
     try:
@@ -381,8 +102,9 @@ def respond(
         return
     except Exception as e:  # noqa: BLE001 - one line for the page; a bug's traceback to the log
         reason = explain(e, f"answering {question!r}")
-        history[-1] = {"role": "assistant", "content": _e(f"⚠ Sorry, answering failed: {reason}")}
-        yield history, sources, f"⚠ answering failed: {_md(reason)}", answers
+        failed = escape(f"⚠ Sorry, answering failed: {reason}")
+        history[-1] = {"role": "assistant", "content": failed}
+        yield history, sources, f"⚠ answering failed: {escape_markdown(reason)}", answers
         return
     if answer is None:
         return
@@ -427,155 +149,6 @@ class StopSignals:
 
 
 # --- documents ------------------------------------------------------------------------------
-
-
-def check_upload_name(name: str) -> tuple[str | None, str]:
-    """(safe file name, "") for an acceptable upload name, or (None, reason) for a refused one.
-
-    The safe name is at most NAME_MAX_BYTES in UTF-8, keeps its type and is one the index
-    build reads (not one that ingest.ignored passes over).
-    """
-    raw = str(name or "")
-    if raw.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", raw) or os.path.isabs(raw):
-        return None, "absolute file names are not allowed"
-    parts = re.split(r"[\\/]+", raw)
-    if any(p == ".." for p in parts):
-        return None, "path traversal (..) is not allowed"
-    if len([p for p in parts if p not in ("", ".")]) > 1:
-        return None, "folder names are not allowed; upload the file itself"
-    base = parts[-1] if parts else ""
-    safe = _UNSAFE_NAME.sub("_", shown(base)).strip(" .")  # a leading dot would hide the file
-    stem, suffix = safe[: len(safe) - len(Path(safe).suffix)], Path(safe).suffix
-    if len(safe.encode()) > NAME_MAX_BYTES:  # cut the stem, keep the type
-        room = NAME_MAX_BYTES - len(suffix.encode())
-        stem = stem.encode()[:room].decode("utf-8", "ignore").rstrip(" .")
-        safe = stem + suffix
-    if not stem:
-        return None, "the file name is empty"
-    if suffix.lower() not in SUFFIXES:
-        shown_suffix = suffix or "(none)"
-        return None, f"file type {shown_suffix} is not allowed (allowed: {' '.join(SUFFIXES)})"
-    why = ignored(safe, top_level=True)
-    if why:
-        return None, f"{why}; rename it"
-    return safe, ""
-
-
-def save_uploads(
-    cfg: Config, files: Iterable[tuple[str, str | Path]]
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """Copy uploaded (original name, temp path) files into the seeds folder.
-
-    Returns (saved names, [(name, reason)] refused), one entry per file: a file that cannot
-    be saved never stops the others. A file lands only directly inside cfg.seeds_dir, under a
-    sanitised name, written to a hidden temp file then renamed.
-    """
-    seeds = Path(cfg.seeds_dir)
-    seeds.mkdir(parents=True, exist_ok=True)
-    saved: list[str] = []
-    refused: list[tuple[str, str]] = []
-    for name, source in files:
-        try:
-            safe, reason = _save_upload(cfg, seeds, name, source)
-        except OSError as e:
-            safe, reason = None, f"cannot save: {e.strerror or e}"
-        if safe is None:
-            refused.append((shown(name), reason))
-        else:
-            saved.append(safe)
-    return saved, refused
-
-
-def _save_upload(cfg: Config, seeds: Path, name: str, source: str | Path) -> tuple[str | None, str]:
-    safe, reason = check_upload_name(name)
-    if safe is None:
-        return None, reason
-    try:
-        size = os.path.getsize(source)
-    except OSError as e:
-        return None, f"cannot read the upload: {e.strerror or e}"
-    if size > cfg.max_document_bytes:
-        limit = cfg.max_document_bytes / 1e6
-        return None, f"file is too large ({size / 1e6:.1f} MB; the limit is {limit:.1f} MB)"
-    target = seeds / safe
-    real = Path(os.path.realpath(target))  # unlike Path.resolve, no RuntimeError on a link loop
-    if real.parent != Path(os.path.realpath(seeds)) or (target.exists() and not target.is_file()):
-        return None, "the name points outside the documents folder"
-    # The temp name is short and fixed (any safe name fits beside it) and ingest.scan skips it.
-    with atomic_write(target, temp=seeds / f".upload-{uuid.uuid4().hex}.part") as tmp:
-        shutil.copyfile(source, tmp)
-    return safe, ""
-
-
-def _seed_listing(cfg: Config) -> dict[str, list[Path]]:
-    """Document files below the seeds folder by the id shown for them (see shown())."""
-    seeds = Path(cfg.seeds_dir)
-    found: dict[str, list[Path]] = {}
-    if not seeds.is_dir():
-        return found
-    for path in seeds.rglob("*"):
-        rel = path.relative_to(seeds)
-        if any(p.startswith(".") for p in rel.parts) or not path.is_file():
-            continue
-        if path.suffix.lower() in SUFFIXES:
-            found.setdefault(shown(rel.as_posix()), []).append(path)
-    return found
-
-
-def seed_files(cfg: Config) -> list[str]:
-    """Document files in the seeds folder (ids: paths below it), for the removal list."""
-    return sorted(_seed_listing(cfg))
-
-
-def remove_documents(
-    cfg: Config, doc_ids: Iterable[str]
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """Delete documents (ids as seed_files() shows them); returns (removed, [(id, reason)])."""
-    seeds = Path(cfg.seeds_dir)
-    root = seeds.resolve()
-    listing = _seed_listing(cfg)
-    removed: list[str] = []
-    refused: list[tuple[str, str]] = []
-    for doc_id in doc_ids or ():
-        doc_id = shown(doc_id)
-        paths = listing.get(doc_id, [])
-        if not paths:
-            refused.append((doc_id, "no such document in the seeds folder"))
-            continue
-        if len(paths) > 1:  # e.g. "caf\\xe9.txt" and a name with undecodable bytes shown alike
-            refused.append((doc_id, "two files are shown under this name; remove it in the folder"))
-            continue
-        path = paths[0]
-        parent = path.parent.resolve()
-        if parent != root and root not in parent.parents:
-            refused.append((doc_id, "not a document of the seeds folder"))
-            continue
-        try:
-            path.unlink()  # a symlink is removed, never what it points at
-        except OSError as e:
-            refused.append((doc_id, f"cannot remove: {e.strerror or e}"))
-            continue
-        removed.append(doc_id)
-    return removed, refused
-
-
-def render_documents(documents: Sequence[dict]) -> str:
-    """The indexed documents as an escaped HTML table, or how to add some."""
-    if not documents:
-        return (
-            '<p class="empty">No documents are indexed yet. Upload files below '
-            f"({_e(' '.join(SUFFIXES))}) and press <b>Rebuild index</b>.</p>"
-        )
-    rows = "".join(
-        f"<tr><td>{_e(d.get('title'))}</td><td>{_e(d.get('date') or '')}</td>"
-        f"<td>{_e(d.get('passages'))}</td><td><code>{_e(d.get('id'))}</code></td></tr>"
-        for d in documents
-    )
-    return (
-        f'<div class="doc-table"><p>{len(documents)} documents indexed.</p><table>'
-        "<thead><tr><th>Title</th><th>Date</th><th>Passages</th><th>File</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table></div>"
-    )
 
 
 def rebuild_index(assistant: Assistant, progress: Progress | None = None) -> str:
@@ -624,7 +197,7 @@ def _chat_view(assistant: Assistant) -> tuple[str, list[dict[str, str]] | None, 
     documents = assistant.documents()
     banner = ""
     if assistant.index_error:
-        banner = f"⚠ The index could not be loaded: {_md(assistant.index_error)}"
+        banner = f"⚠ The index could not be loaded: {escape_markdown(assistant.index_error)}"
     if not documents:
         return ADD_DOCUMENTS_HELP, None, banner
     placeholder = (
@@ -809,216 +382,9 @@ def _selector_update(answers: Sequence[Answer]) -> Any:
     return gr.update(choices=choices, value=None)
 
 
-# --- serving ------------------------------------------------------------------------------
-
-
-def is_loopback(host: str) -> bool:
-    """Whether host only accepts connections from this machine."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def resolve_auth(cfg: Config, env: dict[str, str] | None = None) -> list[tuple[str, str]] | None:
-    """Logins from ASSISTANT_USERNAME/ASSISTANT_PASSWORD or ASSISTANT_AUTH_FILE (user:password).
-
-    Raises ConfigError when the host is not loopback and no login is configured.
-    """
-    env = dict(os.environ if env is None else env)
-    logins: list[tuple[str, str]] = []
-    user, password = env.get("ASSISTANT_USERNAME", ""), env.get("ASSISTANT_PASSWORD", "")
-    if user or password:
-        if not (user and password):
-            raise ConfigError("set both ASSISTANT_USERNAME and ASSISTANT_PASSWORD, or neither")
-        logins.append((user, password))
-    auth_file = env.get("ASSISTANT_AUTH_FILE", "")
-    if auth_file:
-        try:
-            lines = Path(auth_file).read_text("utf-8").splitlines()
-        except OSError as e:
-            raise ConfigError(f"ASSISTANT_AUTH_FILE {auth_file}: {e.strerror or e}") from None
-        except UnicodeDecodeError as e:
-            raise ConfigError(
-                f"ASSISTANT_AUTH_FILE {auth_file}: not UTF-8 text (byte {e.start}); "
-                "save it as UTF-8 with one user:password per line"
-            ) from None
-        for number, line in enumerate(lines, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            name, sep, secret = line.partition(":")
-            if not sep or not name.strip() or not secret:
-                raise ConfigError(
-                    f"ASSISTANT_AUTH_FILE {auth_file} line {number}: expected user:password"
-                )
-            logins.append((name.strip(), secret))
-    if not logins and not is_loopback(cfg.host):
-        raise ConfigError(
-            f"refusing to serve on {cfg.host} without a login: anyone on the network could read "
-            "your documents. Set ASSISTANT_USERNAME and ASSISTANT_PASSWORD, or ASSISTANT_AUTH_FILE "
-            "(a file of user:password lines), or use --host 127.0.0.1"
-        )
-    return logins or None
-
-
-# The page may load only from its own origin: nothing a document or an answer names (an image,
-# a font, a fetch) can reach another host. Gradio itself needs inline scripts and styles (its
-# config and Svelte; gr.HTML evaluates its template as JavaScript), data:/blob: images and
-# workers, and fetch/SSE to itself.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
-    "style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:; media-src 'self' data: blob:; font-src 'self' data:; "
-    "connect-src 'self'; worker-src 'self' blob:; frame-src 'self'; object-src 'none'; "
-    "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
-)
-LOGIN_FREE_FAILURES = 5  # failed logins an address may make before it has to wait
-LOGIN_WAIT_S = 30.0  # the first wait; it doubles with each further failure
-LOGIN_MAX_WAIT_S = 900.0
-
-
-class ContentSecurityPolicy:
-    """ASGI middleware: every response carries CONTENT_SECURITY_POLICY."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def with_policy(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() != b"content-security-policy"
-                ]
-                headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, with_policy)
-
-
-class LoginThrottle:
-    """Failed logins per client address: after LOGIN_FREE_FAILURES, a growing wait (a lock-out).
-
-    Each attempt counts as failed when it starts (so a burst of parallel guesses is counted at
-    once); a successful login clears the address.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._failures: dict[str, tuple[int, float]] = {}  # address -> (count, last attempt)
-        self._lock = threading.Lock()
-
-    def attempt(self, address: str) -> float:
-        """0 if address may try now (the try is counted), else the seconds it must wait."""
-        with self._lock:
-            now = self._clock()
-            count, last = self._failures.get(address, (0, now))
-            if count >= LOGIN_FREE_FAILURES:
-                wait = min(LOGIN_MAX_WAIT_S, LOGIN_WAIT_S * 2 ** (count - LOGIN_FREE_FAILURES))
-                if now - last < wait:
-                    return wait - (now - last)
-            if len(self._failures) > 10_000:  # forget addresses whose wait is long over
-                self._failures = {
-                    a: f for a, f in self._failures.items() if now - f[1] < LOGIN_MAX_WAIT_S
-                }
-            self._failures[address] = (count + 1, now)
-            return 0.0
-
-    def succeeded(self, address: str) -> None:
-        """A correct login from address: its failures are forgotten."""
-        with self._lock:
-            self._failures.pop(address, None)
-
-    def middleware(self, app: Any) -> Any:
-        """ASGI middleware that passes POST /login through this throttle."""
-
-        async def throttled(scope: dict, receive: Any, send: Any) -> None:
-            path = scope.get("path", "").rstrip("/")
-            if (
-                scope["type"] != "http"
-                or scope.get("method") != "POST"
-                or not path.endswith("/login")
-            ):
-                return await app(scope, receive, send)
-            address = (scope.get("client") or ("unknown",))[0]
-            wait = self.attempt(address)
-            if wait > 0:
-                seconds = math.ceil(wait)
-                response = JSONResponse(
-                    {"detail": f"Too many failed logins: try again in {seconds} s."},
-                    status_code=429,
-                    headers={"Retry-After": str(seconds)},
-                )
-                return await response(scope, receive, send)
-
-            async def watch(message: dict) -> None:
-                if message["type"] == "http.response.start" and message["status"] == 200:
-                    self.succeeded(address)
-                await send(message)
-
-            await app(scope, receive, watch)
-
-        return throttled
-
-
-def launch(demo: gr.Blocks, cfg: Config, auth: list[tuple[str, str]] | None, **kwargs: Any) -> Any:
-    """Queue and launch the app on cfg.host:cfg.port; never shared publicly."""
-    demo.queue(default_concurrency_limit=1, max_size=64)
-    throttle = LoginThrottle()
-    middleware = [Middleware(ContentSecurityPolicy), Middleware(throttle.middleware)]
+def page() -> dict[str, Any]:
+    """What launch() takes to style the page: the CSS, the marker-click script, a theme."""
     theme = gr.themes.Default(
         font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
     )  # system fonts: the page loads nothing from the internet
-    return demo.launch(
-        server_name=cfg.host,
-        server_port=cfg.port,
-        share=False,
-        auth=auth,
-        auth_message=(
-            f"Log in to the document assistant. After {LOGIN_FREE_FAILURES} failed logins an "
-            f"address waits {LOGIN_WAIT_S:.0f} s, twice as long after each further failure."
-        )
-        if auth
-        else None,
-        app_kwargs={"middleware": middleware},
-        show_error=True,
-        max_file_size=cfg.max_document_bytes,
-        ssr_mode=False,
-        footer_links=[],
-        css=CSS,
-        head=HEAD,
-        theme=theme,
-        **kwargs,
-    )
-
-
-def _print_progress(fraction: float, message: str) -> None:
-    print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
-
-
-def serve(cfg: Config) -> None:
-    """Load the models (building the index on a first start), build the app and serve it."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    auth = resolve_auth(cfg)  # refuse before spending a minute on loading models
-    where = f"http://{cfg.host}:{cfg.port}"
-    if auth:
-        print(f"Starting: will serve {where} with a login ({len(auth)} user(s)).", file=sys.stderr)
-    else:
-        print(f"Starting: will serve {where} to this machine only (no login).", file=sys.stderr)
-    from .rag import Assistant
-
-    started = time.perf_counter()
-    assistant = Assistant.from_config(cfg, progress=_print_progress)
-    demo = build_app(assistant, cfg)
-    print(
-        f"Ready in {time.perf_counter() - started:.1f} s: open {where}", file=sys.stderr, flush=True
-    )
-    launch(demo, cfg, auth)
+    return {"css": CSS, "head": HEAD, "theme": theme}

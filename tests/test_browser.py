@@ -24,6 +24,7 @@ from fakes import HashingEmbedder, ScriptedGenerator, passage_number, seeded_con
 from assistant import ui
 from assistant.config import Config
 from assistant.rag import Assistant
+from assistant.server import launch
 
 pytestmark = pytest.mark.browser
 
@@ -231,7 +232,7 @@ def test_answer_and_passage_never_load_remote_resources(tmp_path, recorder):
     assistant = Assistant(cfg, HashingEmbedder(), generator)
     assistant.rebuild()
     demo = ui.build_app(assistant, cfg)
-    ui.launch(demo, cfg, None, prevent_thread_lock=True, quiet=True)
+    launch(demo, cfg, None, prevent_thread_lock=True, quiet=True)
     blocked: list[str] = []
     try:
         with sync_playwright() as p:

@@ -80,14 +80,14 @@ def test_app_prints_an_assistant_error_as_one_line_and_lets_a_bug_through(monkey
     def refuse(cfg):
         raise GeneratorError("model part 3 of 22 is not installed: pip install x")
 
-    monkeypatch.setattr(ui, "serve", refuse)
+    monkeypatch.setattr(cli, "serve", refuse)
     assert app.main([]) == 1
     assert capsys.readouterr().err == "error: model part 3 of 22 is not installed: pip install x\n"
 
     def bug(cfg):
         return 1 / 0
 
-    monkeypatch.setattr(ui, "serve", bug)
+    monkeypatch.setattr(cli, "serve", bug)
     with pytest.raises(ZeroDivisionError):
         app.main([])
     assert "error:" not in capsys.readouterr().err

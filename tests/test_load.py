@@ -22,7 +22,7 @@ import psutil
 import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, seeded_config
 
-from assistant import ui
+from assistant import server, ui
 from assistant.rag import Assistant
 
 ROOT = Path(__file__).parent.parent
@@ -77,7 +77,7 @@ def served(tmp_path) -> Iterator[str]:
     cfg = seeded_config(tmp_path, port=_free_port())
     assert cfg.host == "127.0.0.1"
     demo = ui.build_app(Assistant(cfg, HashingEmbedder(), SlowGenerator(reply)), cfg)
-    ui.launch(demo, cfg, None, prevent_thread_lock=True, quiet=True)
+    server.launch(demo, cfg, None, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{cfg.port}/"
     finally:

@@ -193,6 +193,16 @@ def test_stream_yields_growing_text(cfg):
     assert all(len(x) <= len(y) for x, y in zip(texts[:-2], texts[1:-1]))
 
 
+def test_each_streamed_answer_keeps_its_own_timings(cfg):
+    """A chat keeps earlier updates: none may share (and later see) another's timings dict."""
+    a = make(cfg, cite("The goal is to finalize the rare earth deal by April 26", "April 26"))
+    updates = list(a.stream("When is the rare earth deal due?"))
+    assert len({id(u.timings) for u in updates}) == len(updates)
+    assert "first_token_ms" not in updates[0].timings  # the evidence, before the model wrote
+    assert all("total_ms" not in u.timings for u in updates[:-1])
+    assert "total_ms" in updates[-1].timings
+
+
 def test_invented_answer_is_refused(cfg):
     a = make(cfg, "The treaty was signed by Napoleon in 1805 [1].")
     answer = a.ask("Who signed the treaty of Pressburg?")

@@ -597,7 +597,7 @@ def test_serve_binds_where_configured_and_says_whether_a_login_is_needed(
     )
     launched = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: launched.update(kw))
-    ui.serve(dataclasses.replace(cfg, host=host))
+    cli.serve(dataclasses.replace(cfg, host=host))
     err = capsys.readouterr().err
     assert err.startswith(f"Starting: will serve http://{host}:7860 {said}"), err
     assert launched["server_name"] == host and launched["share"] is False

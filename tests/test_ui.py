@@ -11,10 +11,11 @@ import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
 import app
-from assistant import ui
+from assistant import library, render, server, ui
 from assistant.config import Config, ConfigError
 from assistant.generation import GeneratorError
 from assistant.rag import Assistant, build_index
+from assistant.schema import Answer
 
 SEEDS = Path(__file__).parent.parent / "seeds"
 ARTICLE = "rubio-us-mediation-russia-ukraine-talks.txt"
@@ -92,7 +93,7 @@ def test_document_html_is_escaped_everywhere(cfg):
     question = "What is the <b>launch code</b> of the vault?"
     history, sources, _, answers = run(assistant, question)[-1]
     assert "4471" in sources and not answers[-1].abstained
-    rendered = [sources, ui.render_documents(assistant.documents())]
+    rendered = [sources, render.render_documents(assistant.documents())]
     rendered += [m["content"] for m in history]
     for page in rendered:
         assert "<script" not in page and "<img" not in page and "<b " not in page
@@ -125,23 +126,26 @@ def test_follow_up_gets_plain_history(cfg):
     assert 'id="src-2-' in second[1] and "Sources of answer 1" in second[1]
 
 
-def test_history_pairs_accepts_gradio_shapes():
-    rendered = ui.render_answer(
-        ui.Answer(
-            "q", "Deal by April 26 [1]. A &lt;b&gt; tag.", False, timings={"total_ms": 1200.0}
-        ),
-        turn=1,
-    )
-    history = [
-        {"role": "user", "content": [{"type": "text", "text": "When is the deal?"}]},
-        {"role": "assistant", "content": rendered},
-        {"role": "user", "content": "Tell me <more>"},
-        {"role": "assistant", "content": [{"type": "text", "text": "More [2]."}, {"type": "file"}]},
+def test_follow_up_history_comes_from_the_answers_not_the_page(cfg):
+    """The model sees the Answers kept in state, whatever the chat shows (HTML, lists of parts)."""
+
+    def reply(messages):
+        if "Follow-up" in messages[-1]["content"]:
+            return "Who hinted at the rare earth minerals deal?"
+        return cite(DEAL)(messages)
+
+    earlier = Answer("When is the deal?", "Deal by April 26 [1]. A <b> tag & more.", False)
+    shown = [
+        {"role": "user", "content": [{"type": "text", "text": "<i>shown</i> question"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "<b>shown</b>"}]},
     ]
-    assert ui.history_pairs(history) == [
-        ("When is the deal?", "Deal by April 26 [1]. A &lt;b&gt; tag."),
-        ("Tell me <more>", "More [2]."),
-    ]
+    assistant = make(cfg, reply)
+    history, _, _, answers = run(assistant, "And who hinted at it?", shown, [earlier])[-1]
+    assert len(history) == 4 and answers[0] is earlier and len(answers) == 2
+    (rewrite,) = [p for p in assistant.generator.prompts if "Follow-up" in p[-1]["content"]]
+    convo = rewrite[-1]["content"]
+    assert "User: When is the deal?\nAssistant: Deal by April 26" in convo
+    assert "shown" not in convo and "&" not in convo
 
 
 def test_stop_ends_generation(cfg):
@@ -210,11 +214,11 @@ def test_failure_is_shown_without_traceback(cfg):
 
 def test_selecting_a_source_shows_that_passage(cfg):
     _, sources, _, answers = run(make(cfg, cite(DEAL)), "What about the deal and guarantees?")[-1]
-    choices = ui.passage_choices(answers[-1])
+    choices = render.passage_choices(answers[-1])
     # The cited passage first, then the other passages the evidence came from.
     assert choices[0][1] == answers[-1].citations[0].n and len(choices) >= 2
     n = choices[1][1]
-    selected = ui.render_sources(answers, n)
+    selected = render.render_sources(answers, n)
     assert f'class="src-card selected" id="src-1-{n}"' in selected
     assert selected.index(f'id="src-1-{n}"') < selected.index(f'id="src-1-{choices[0][1]}"')
 
@@ -230,7 +234,7 @@ def test_upload_is_sanitised_and_stays_in_seeds(cfg, tmp_path):
     big.write_text("x" * 6000, encoding="utf-8")
     bad.write_bytes(b"MZ")
     before = {p for p in tmp_path.rglob("*") if "seeds" not in p.parts}
-    saved, refused = ui.save_uploads(
+    saved, refused = library.save_uploads(
         cfg,
         [
             ("../escape.txt", small),
@@ -262,11 +266,30 @@ def test_upload_is_sanitised_and_stays_in_seeds(cfg, tmp_path):
 def test_remove_only_inside_seeds(cfg, tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_text("keep me", encoding="utf-8")
-    removed, refused = ui.remove_documents(cfg, [ARTICLE, "../outside.txt", str(outside), "nope"])
+    removed, refused = library.remove_documents(
+        cfg, [ARTICLE, "../outside.txt", str(outside), "nope"]
+    )
     assert removed == [ARTICLE]
     assert not (Path(cfg.seeds_dir) / ARTICLE).exists()
     assert outside.read_text(encoding="utf-8") == "keep me"
     assert {name for name, _ in refused} == {"../outside.txt", str(outside), "nope"}
+
+
+def test_documents_tab_offers_what_the_index_reads(cfg):
+    """The removal list is the scan's: files the build passes over are not offered."""
+    seeds = Path(cfg.seeds_dir)
+    (seeds / "README.md").write_text("# About this folder\n", encoding="utf-8")
+    (seeds / "~$draft.md").write_text("An editor's lock file.", encoding="utf-8")
+    (seeds / "sub").mkdir()
+    (seeds / "sub" / "README.md").write_text("# Ferries\n\nRoscoff sailings.", encoding="utf-8")
+    assistant = make(cfg, "x")
+    assistant.rebuild()
+    indexed = [d["id"] for d in assistant.documents()]
+    assert indexed == [ARTICLE, "sub/README.md"]
+    assert library.seed_files(cfg) == indexed
+    removed, refused = library.remove_documents(cfg, ["README.md", "~$draft.md"])
+    assert removed == [] and len(refused) == 2
+    assert (seeds / "README.md").exists() and (seeds / "~$draft.md").exists()
 
 
 def test_rebuild_updates_document_list(cfg, tmp_path):
@@ -276,16 +299,16 @@ def test_rebuild_updates_document_list(cfg, tmp_path):
     upload.write_text(
         "# Storm warning\n\nFerries between Roscoff and Plymouth were cancelled.", encoding="utf-8"
     )
-    ui.save_uploads(cfg, [("storm.md", upload)])
+    library.save_uploads(cfg, [("storm.md", upload)])
     steps = []
     summary = ui.rebuild_index(assistant, lambda f, m: steps.append((f, m)))
     assert "1 added" in summary and steps and steps[-1][0] == 1.0
     assert [d["id"] for d in assistant.documents()] == [ARTICLE, "storm.md"]
-    assert "Storm warning" in ui.render_documents(assistant.documents())
+    assert "Storm warning" in render.render_documents(assistant.documents())
     _, sources, _, _ = run(assistant, "Which ferries were cancelled?")[-1]
     assert "Roscoff" in sources
 
-    ui.remove_documents(cfg, ["storm.md"])
+    library.remove_documents(cfg, ["storm.md"])
     assert "1 removed" in ui.rebuild_index(assistant)
     assert [d["id"] for d in assistant.documents()] == [ARTICLE]
 
@@ -307,9 +330,9 @@ def test_empty_index_shows_how_to_add_documents(tmp_path):
     assistant = make(c, "x")
     history, _, _, _ = run(assistant, "Anything?")[-1]
     assert "Documents" in history[-1]["content"] and "Rebuild index" in history[-1]["content"]
-    assert "No documents are indexed yet" in ui.render_documents([])
+    assert "No documents are indexed yet" in render.render_documents([])
     placeholder, examples, banner = ui._chat_view(assistant)
-    assert placeholder == ui.ADD_DOCUMENTS_HELP and examples is None and banner == ""
+    assert placeholder == render.ADD_DOCUMENTS_HELP and examples is None and banner == ""
     assert isinstance(ui.build_app(assistant, c), gr.Blocks)
 
 
@@ -322,25 +345,25 @@ def test_examples_are_about_the_shipped_article(cfg):
 
 
 def test_auth_is_required_off_loopback(tmp_path):
-    assert ui.resolve_auth(Config(host="127.0.0.1"), env={}) is None
-    assert ui.is_loopback("localhost") and ui.is_loopback("::1") and ui.is_loopback("127.0.0.2")
-    assert not ui.is_loopback("0.0.0.0") and not ui.is_loopback("example.org")
+    assert server.resolve_auth(Config(host="127.0.0.1"), env={}) is None
+    assert all(server.is_loopback(h) for h in ("localhost", "::1", "127.0.0.2"))
+    assert not server.is_loopback("0.0.0.0") and not server.is_loopback("example.org")
     with pytest.raises(ConfigError, match="refusing to serve on 0.0.0.0 without a login"):
-        ui.resolve_auth(Config(host="0.0.0.0"), env={})
+        server.resolve_auth(Config(host="0.0.0.0"), env={})
     env = {"ASSISTANT_USERNAME": "ann", "ASSISTANT_PASSWORD": "s3cret"}
-    assert ui.resolve_auth(Config(host="0.0.0.0"), env=env) == [("ann", "s3cret")]
+    assert server.resolve_auth(Config(host="0.0.0.0"), env=env) == [("ann", "s3cret")]
     with pytest.raises(ConfigError, match="both"):
-        ui.resolve_auth(Config(host="0.0.0.0"), env={"ASSISTANT_USERNAME": "ann"})
+        server.resolve_auth(Config(host="0.0.0.0"), env={"ASSISTANT_USERNAME": "ann"})
     logins = tmp_path / "logins"
     logins.write_text("# who may log in\nbob:pa:ss\n\ncarol:x\n", encoding="utf-8")
     env = {"ASSISTANT_AUTH_FILE": str(logins)}
-    assert ui.resolve_auth(Config(host="192.168.1.5"), env=env) == [
+    assert server.resolve_auth(Config(host="192.168.1.5"), env=env) == [
         ("bob", "pa:ss"),
         ("carol", "x"),
     ]
     logins.write_text("bob\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="line 1"):
-        ui.resolve_auth(Config(host="0.0.0.0"), env=env)
+        server.resolve_auth(Config(host="0.0.0.0"), env=env)
 
 
 def test_app_refuses_public_host_without_login(monkeypatch, capsys):
@@ -364,7 +387,7 @@ def test_app_serves_chat_over_http(cfg):
     assistant = make(cfg, cite(DEAL))
     served = Config(**{**cfg.__dict__, "port": _free_port()})
     demo = ui.build_app(assistant, served)
-    ui.launch(demo, served, None, prevent_thread_lock=True, quiet=True)
+    server.launch(demo, served, None, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{served.port}/", verbose=False)
         result = client.predict("When is the rare earth deal final?", [], api_name="/on_ask")

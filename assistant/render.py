@@ -1,0 +1,288 @@
+"""HTML for the chat window, from the schema objects: pure functions to strings, no Gradio.
+
+Everything that comes from a document or a file name goes through `escape` before it reaches
+the page, and answers are escaped HTML, never Markdown, so a planted `![x](http://...)` is
+text, not an image the browser fetches (the page's Content-Security-Policy backs this up).
+The classes and ids written here (`src-card`, `src-T-N`, `evidence`, `timings`, ...) are what
+CSS, HEAD and the browser tests select on.
+
+Example:
+    >>> format_timings({"retrieval_ms": 12.0, "total_ms": 2400.0})
+    'retrieval 12 ms · total 2.4 s'
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+
+from .citations import MARKER, marker_numbers, markers_in
+from .ingest import SUFFIXES
+from .schema import Answer, Hit
+
+ADD_DOCUMENTS_HELP = (  # HTML: shown as the chat's placeholder and as a reply
+    "<b>No documents are indexed yet.</b> Open the <b>Documents</b> tab, upload files "
+    f"({', '.join(SUFFIXES)}) and press <b>Rebuild index</b>, or copy files into the seeds "
+    "folder and run <code>python -m assistant index</code>."
+)
+
+CSS = """
+.answer-marker { font-weight: 600; text-decoration: none; }
+.evidence { margin-top: .5em; font-size: .9em; opacity: .8; }
+.evidence ol { margin: .3em 0 0 1.2em; padding: 0; }
+.timings { display: block; margin-top: .4em; font-size: .78em; opacity: .65; }
+#sources .src-card { border: 1px solid var(--border-color-primary); border-radius: 8px;
+  padding: .6em .8em; margin: 0 0 .7em 0; }
+#sources .src-card.selected, #sources .src-card.flash { outline: 2px solid var(--color-accent); }
+#sources .src-head { font-size: .9em; margin-bottom: .3em; }
+#sources .src-where { opacity: .7; }
+#sources .src-text { white-space: pre-wrap; font-size: .9em; margin: 0; }
+#sources mark { background: #fde68a; color: inherit; padding: 0 .1em; }
+#sources mark.weak { background: #fed7aa; }
+#sources .empty { opacity: .7; }
+.doc-table table { width: 100%; border-collapse: collapse; }
+.doc-table th, .doc-table td { text-align: left; padding: .3em .5em;
+  border-bottom: 1px solid var(--border-color-primary); }
+"""
+
+# A click on an [n] marker shows passage n in the sources panel (opening a closed fold first).
+HEAD = """
+<script>
+document.addEventListener("click", function (event) {
+  const link = event.target.closest && event.target.closest('a[href^="#src-"]');
+  if (!link) return;
+  const card = document.getElementById(link.getAttribute("href").slice(1));
+  if (!card) return;
+  event.preventDefault();
+  event.stopPropagation();
+  for (let p = card.parentElement; p; p = p.parentElement) {
+    if (p.tagName === "DETAILS") p.open = true;
+  }
+  document.querySelectorAll("#sources .src-card.flash").forEach(function (c) {
+    c.classList.remove("flash");
+  });
+  card.classList.add("flash");
+  card.scrollIntoView({behavior: "smooth", block: "nearest"});
+}, true);
+</script>
+"""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_MD_PUNCT = re.compile(r"[\\`*_\[\]()!<>:&|~]")  # what starts Markdown links, images, HTML
+
+
+# --- text ----------------------------------------------------------------------------------
+
+
+def shown(text: object) -> str:
+    """text Gradio can send: lone surrogates (undecodable file-name bytes) shown as \\xNN."""
+    # the same text as os.fsencode(name).decode("utf-8", "backslashreplace") for a file name
+    return _SURROGATE.sub(_escape_surrogate, "" if text is None else str(text))
+
+
+def _escape_surrogate(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def escape(text: object) -> str:
+    """text as HTML that shows it literally (see shown() for file-name bytes)."""
+    return html.escape(shown(text), quote=True)
+
+
+def escape_markdown(text: object) -> str:
+    """text shown literally by gr.Markdown: link, image and HTML syntax backslash-escaped."""
+    return _MD_PUNCT.sub(r"\\\g<0>", shown(text))
+
+
+# --- answers -------------------------------------------------------------------------------
+
+
+def _link_markers(escaped: str, turn: int, n_passages: int) -> str:
+    """Turn [n] markers of already escaped text into links to the passage cards of this turn."""
+
+    def link(match: re.Match) -> str:
+        nums = marker_numbers(match)
+        if not all(1 <= n <= n_passages for n in nums):
+            return match.group(0)
+        return "".join(
+            f'<a class="answer-marker" href="#src-{turn}-{n}" title="show passage {n}">[{n}]</a>'
+            for n in nums
+        )
+
+    return MARKER.sub(link, escaped)
+
+
+def format_timings(timings: dict[str, float]) -> str:
+    """One line: retrieval, evidence, first token, total, tokens per second (what is known)."""
+
+    def dur(ms: float) -> str:
+        return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+    parts = []
+    if "retrieval_ms" in timings:
+        parts.append(f"retrieval {dur(timings['retrieval_ms'])}")
+    if "evidence_ms" in timings:
+        parts.append(f"evidence {dur(timings['evidence_ms'])}")
+    if "first_token_ms" in timings:
+        parts.append(f"first token {dur(timings['first_token_ms'])}")
+    if "total_ms" in timings:
+        parts.append(f"total {dur(timings['total_ms'])}")
+    if timings.get("tokens_per_s"):
+        parts.append(f"{timings['tokens_per_s']:.1f} tokens/s")
+    return " · ".join(parts)
+
+
+def render_answer(answer: Answer, turn: int, final: bool = True) -> str:
+    """The chat bubble of an answer: escaped text with [n] links; while it is being written,
+    the evidence the model is reading below it (the first update shows only that)."""
+    body = _link_markers(escape(answer.text), turn, len(answer.passages))
+    body = body.replace("\n", "<br>")  # the chat shows HTML, not Markdown (render_markdown=False)
+    if not final and answer.evidence:
+        items = "".join(
+            f"<li>{_link_markers(escape(f'[{u.passage}]'), turn, len(answer.passages))} "
+            f"{escape(' '.join(u.text.split()))}</li>"
+            for u in answer.evidence
+        )
+        body += (
+            '<div class="evidence"><b>Evidence found</b> (not an answer yet: the model is '
+            f"reading these sentences)<ol>{items}</ol></div>"
+        )
+    if final and answer.timings:
+        body += f'<span class="timings">{escape(format_timings(answer.timings))}</span>'
+    return body
+
+
+# --- sources -------------------------------------------------------------------------------
+
+
+def _highlight(text: str, quotes: Iterable[tuple[str, bool]]) -> str:
+    """Escaped passage text with each quoted sentence inside <mark> (whitespace-insensitive)."""
+    spans: list[tuple[int, int, bool]] = []
+    for quote, supported in quotes:
+        words = quote.split()
+        if not words:
+            continue
+        found = re.search(r"\s+".join(re.escape(w) for w in words), text)
+        if found and not any(s < found.end() and found.start() < e for s, e, _ in spans):
+            spans.append((found.start(), found.end(), supported))
+    out, cursor = [], 0
+    for start, end, supported in sorted(spans):
+        out.append(escape(text[cursor:start]))
+        cls = "" if supported else ' class="weak"'
+        out.append(f"<mark{cls}>{escape(text[start:end])}</mark>")
+        cursor = end
+    out.append(escape(text[cursor:]))
+    return "".join(out)
+
+
+def _where(hit: Hit) -> str:
+    c = hit.chunk
+    parts = [f"paragraph {c.paragraph}"]
+    if c.page is not None:
+        parts.append(f"page {c.page}")
+    return ", ".join(parts)
+
+
+def cited_numbers(answer: Answer) -> list[int]:
+    """Passage numbers the answer cites, in order of first use (markers while streaming)."""
+    if answer.citations:
+        found = [c.n for c in answer.citations]
+        order = {n: i for i, n in enumerate(markers_in(answer.text))}
+        found.sort(key=lambda n: order.get(n, len(order) + n))
+    else:
+        found = markers_in(answer.text)
+    return [n for n in dict.fromkeys(found) if 1 <= n <= len(answer.passages)]
+
+
+def shown_numbers(answer: Answer) -> list[int]:
+    """Cited passages, then the other passages that hold evidence the model was shown."""
+    evidence = [u.passage for u in answer.evidence if 1 <= u.passage <= len(answer.passages)]
+    return list(dict.fromkeys([*cited_numbers(answer), *evidence]))
+
+
+def _card(answer: Answer, turn: int, n: int, selected: bool) -> str:
+    hit = answer.passages[n - 1]
+    c = hit.chunk
+    # The cited sentence is marked strongly, the other evidence shown to the model lightly.
+    quotes = [(x.quote, True) for x in answer.citations if x.n == n]
+    quotes += [(u.text, False) for u in answer.evidence if u.passage == n]
+    date = f" · {escape(c.date)}" if c.date else ""
+    cls = "src-card selected" if selected else "src-card"
+    return (
+        f'<div class="{cls}" id="src-{turn}-{n}">'
+        f'<div class="src-head"><b>[{n}] {escape(c.title or c.doc_id)}</b>{date}'
+        f'<br><span class="src-where">{escape(c.doc_id)} · {escape(_where(hit))}</span></div>'
+        f'<p class="src-text">{_highlight(c.text, quotes)}</p></div>'
+    )
+
+
+def _answer_sources(answer: Answer, turn: int, selected: int | None = None) -> str:
+    cited = cited_numbers(answer)
+    listed = shown_numbers(answer)
+    if selected in listed:
+        listed.remove(selected)
+        listed.insert(0, selected)
+    parts = []
+    if not cited:
+        if answer.abstained:
+            note = "No passage in the documents answers this question."
+        elif answer.evidence:
+            note = "Evidence found in these passages; the answer is being written."
+        else:
+            note = "The answer cites no passage yet."
+        parts.append(f'<p class="empty">{note}</p>')
+    parts += [_card(answer, turn, n, n == selected) for n in listed]
+    rest = [n for n in range(1, len(answer.passages) + 1) if n not in listed]
+    if rest:
+        cards = "".join(_card(answer, turn, n, n == selected) for n in rest)
+        is_open = " open" if selected in rest else ""
+        parts.append(
+            f"<details{is_open}><summary>Other retrieved passages ({len(rest)})"
+            f"</summary>{cards}</details>"
+        )
+    return "".join(parts)
+
+
+def render_sources(answers: Sequence[Answer], selected: int | None = None) -> str:
+    """The sources panel: the latest answer's cited passages, earlier answers folded below."""
+    if not answers:
+        return '<p class="empty">Sources of the answer appear here.</p>'
+    turn = len(answers)
+    parts = [_answer_sources(answers[-1], turn, selected)]
+    for t in range(turn - 1, 0, -1):
+        parts.append(
+            f"<details><summary>Sources of answer {t}: {escape(answers[t - 1].question)}</summary>"
+            f"{_answer_sources(answers[t - 1], t)}</details>"
+        )
+    return "".join(parts)
+
+
+def passage_choices(answer: Answer | None) -> list[tuple[str, int]]:
+    """(label, n) of the passages an answer cites or drew evidence from, for the selector."""
+    if answer is None:
+        return []
+    return [(f"[{n}] {answer.passages[n - 1].chunk.title}", n) for n in shown_numbers(answer)]
+
+
+# --- documents -----------------------------------------------------------------------------
+
+
+def render_documents(documents: Sequence[dict]) -> str:
+    """The indexed documents as an escaped HTML table, or how to add some."""
+    if not documents:
+        return (
+            '<p class="empty">No documents are indexed yet. Upload files below '
+            f"({escape(' '.join(SUFFIXES))}) and press <b>Rebuild index</b>.</p>"
+        )
+    rows = "".join(
+        f"<tr><td>{escape(d.get('title'))}</td><td>{escape(d.get('date') or '')}</td>"
+        f"<td>{escape(d.get('passages'))}</td><td><code>{escape(d.get('id'))}</code></td></tr>"
+        for d in documents
+    )
+    return (
+        f'<div class="doc-table"><p>{len(documents)} documents indexed.</p><table>'
+        "<thead><tr><th>Title</th><th>Date</th><th>Passages</th><th>File</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div>"
+    )
