@@ -8,6 +8,7 @@ import pytest
 
 from assistant import cli
 from assistant.config import RANGES, Config, ConfigError
+from assistant.generation import ENGINES
 
 
 def test_every_numeric_setting_has_a_range():
@@ -47,3 +48,11 @@ def test_both_weights_zero_is_refused():
 def test_defaults_and_edges_are_accepted():
     Config()
     Config(min_relevance=-1.0, threads=0, rrf_k=0, exact_search_limit=0, max_new_tokens=4096)
+
+
+def test_engine_is_auto_or_a_registered_engine(monkeypatch):
+    with pytest.raises(ConfigError, match="engine must be auto, transformers or llamacpp, not 'x'"):
+        Config(engine="x")
+    monkeypatch.setitem(ENGINES, "x", lambda source, cfg, name: None)
+    assert Config(engine="x").engine == "x"
+    assert cli.make_parser().parse_args(["ask", "q", "--engine", "x"]).engine == "x"
