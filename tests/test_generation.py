@@ -7,6 +7,7 @@ import sys
 import threading
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -312,6 +313,39 @@ def test_messages_must_be_plain_strings() -> None:
     bad = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
     with pytest.raises(GeneratorError, match="'content': str"):
         list(gen.stream(bad))  # type: ignore[arg-type]
+
+
+def _fake_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Install a fake llama_cpp whose Llama records its keyword arguments."""
+    made: list[dict] = []
+
+    class Llama(FakeLlama):
+        def __init__(self, **kwargs: object) -> None:
+            made.append(kwargs)
+            super().__init__(["x"])
+
+    llama_cpp = types.ModuleType("llama_cpp")
+    llama_cpp.Llama = Llama  # type: ignore[attr-defined]
+    speculative: Any = types.ModuleType("llama_cpp.llama_speculative")
+    speculative.LlamaPromptLookupDecoding = lambda num_pred_tokens: ("draft", num_pred_tokens)
+    monkeypatch.setitem(sys.modules, "llama_cpp", llama_cpp)
+    monkeypatch.setitem(sys.modules, "llama_cpp.llama_speculative", speculative)
+    return made
+
+
+def test_llamacpp_never_uses_prompt_lookup_in_the_assistant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    made = _fake_llama_cpp(monkeypatch)
+    monkeypatch.setattr(generation, "llamacpp_installed", lambda: True)
+    cfg = Config(generator=str(gguf), engine="llamacpp", prompt_lookup=True, cache_dir=tmp_path)
+    assert load_generator(cfg).name == "llamacpp:m"
+    assert "draft_model" not in made[0] and "logits_all" not in made[0]
+    # The benchmark measures it through the loader's own argument.
+    LlamaCppGenerator.load(str(gguf), cfg, name="llamacpp:m", prompt_lookup=True)
+    assert made[1]["draft_model"] == ("draft", 10) and made[1]["logits_all"] is True
 
 
 # --- transformers engine with a tiny random model ------------------------------------------------

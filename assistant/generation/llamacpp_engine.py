@@ -17,12 +17,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LLAMACPP_CONTEXT = 4096
-# Whether the llama.cpp engine uses prompt-lookup decoding when cfg.prompt_lookup is on. Off:
-# drafts are checked with logits_all=True, which runs the 152k-word output layer over every
-# prompt position, and RAG prompts are long. On a quiet machine, one 898-token RAG prompt and
-# a 396-character reply took 42.3 s with lookup and 35.8 s without, peak memory 3.12 vs 1.99 GB
-# (docs/GENERATION.md). transformers' prompt lookup needs no such thing and stays on.
-LLAMACPP_PROMPT_LOOKUP = False
 
 
 class LlamaCppGenerator:
@@ -37,8 +31,17 @@ class LlamaCppGenerator:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, source: str, cfg: Config, name: str) -> LlamaCppGenerator:
-        """Load a .gguf file."""
+    def load(
+        cls, source: str, cfg: Config, name: str, prompt_lookup: bool = False
+    ) -> LlamaCppGenerator:
+        """Load a .gguf file; `prompt_lookup` only for benchmarks/generation.py to measure.
+
+        The assistant never turns prompt lookup on here, whatever cfg.prompt_lookup says: its
+        drafts are checked with logits_all=True, which runs the 152k-word output layer over every
+        prompt position, and RAG prompts are long. On a quiet machine, one 898-token RAG prompt
+        and a 396-character reply took 42.3 s with lookup and 35.8 s without, peak memory 3.12
+        vs 1.99 GB (docs/GENERATION.md).
+        """
         try:
             from llama_cpp import Llama
         except ImportError:
@@ -46,7 +49,7 @@ class LlamaCppGenerator:
                 "llama-cpp-python is not installed: pip install '.[llamacpp]'"
             ) from None
         kwargs: dict[str, Any] = {}
-        if cfg.prompt_lookup and LLAMACPP_PROMPT_LOOKUP:
+        if prompt_lookup:
             from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
             kwargs["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=LOOKUP_TOKENS)
