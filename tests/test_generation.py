@@ -14,6 +14,7 @@ import pytest
 from assistant import generation
 from assistant.config import Config
 from assistant.generation import (
+    ENGINES,
     GeneratorError,
     LlamaCppGenerator,
     TransformersGenerator,
@@ -204,7 +205,7 @@ def test_auto_engine_routes_a_gguf_to_llamacpp_when_installed(
         return "loaded"
 
     monkeypatch.setattr(generation, "llamacpp_installed", lambda: True)
-    monkeypatch.setattr(LlamaCppGenerator, "load", staticmethod(fake_load))
+    monkeypatch.setitem(ENGINES, "llamacpp", fake_load)
     assert load_generator(Config(generator=str(gguf), cache_dir=tmp_path)) == "loaded"
     assert seen == {"source": str(gguf.resolve()), "name": "llamacpp:model-q4"}
 
