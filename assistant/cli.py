@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import AssistantError
+from .generation import engine_choices
 from .ingest import printable
 
 
@@ -40,7 +41,7 @@ def make_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("question", help="the question, in quotes")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--engine", choices=["auto", "transformers", "llamacpp"])
+    p.add_argument("--engine", choices=engine_choices())
 
     p = sub.add_parser("eval", help="score retrieval, answers, citations and abstention on a set")
     p.add_argument(
@@ -54,7 +55,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, help="N questions spread evenly over the set")
     p.add_argument("--retrieval-only", action="store_true", help="skip generation")
     p.add_argument("--json", dest="json_file", type=Path, help="write the result here")
-    p.add_argument("--engine", choices=["auto", "transformers", "llamacpp"])
+    p.add_argument("--engine", choices=engine_choices())
     p.add_argument("-v", "--verbose", action="store_true", help="log diagnostics")
 
     p = sub.add_parser("serve", help="start the chat window (same as python app.py)")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AssistantError
+from .generation import engine_choices
 
 
 class ConfigError(AssistantError):
@@ -40,7 +41,7 @@ class Config:
     # Generator: "" means the PyPI-shipped Qwen2.5-Coder-1.5B-Instruct GGUF; else a .gguf file,
     # a folder, or a hub id.
     generator: str = ""
-    engine: str = "auto"  # auto | transformers | llamacpp
+    engine: str = "auto"  # auto, or the name of an engine in generation.ENGINES
     max_new_tokens: int = 256
     prompt_lookup: bool = True
     threads: int = 0  # 0: all cores
@@ -72,8 +73,11 @@ class Config:
     port: int = 7860
 
     def __post_init__(self) -> None:
-        if self.engine not in ("auto", "transformers", "llamacpp"):
-            raise ConfigError(f"engine must be auto, transformers or llamacpp, not {self.engine!r}")
+        engines = engine_choices()
+        if self.engine not in engines:
+            raise ConfigError(
+                f"engine must be {', '.join(engines[:-1])} or {engines[-1]}, not {self.engine!r}"
+            )
         for name, (low, high) in RANGES.items():
             value = getattr(self, name)
             # Written so that NaN fails too: every comparison with NaN is false.

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant import generation  # noqa: E402
 from assistant.config import Config  # noqa: E402
+from assistant.generation import LlamaCppGenerator, resolve_model  # noqa: E402
 
 PASSAGES = [
     "Acme Corp and Globex Ltd announced on Monday that their boards have approved a merger of "
@@ -129,10 +130,14 @@ def weight_bytes(gen: object) -> int:
 
 def load(engine: str, cache_dir: Path, lookup: bool) -> tuple[object, float]:
     """A generator for `engine` with prompt lookup on or off, and its load time in seconds."""
-    generation.LLAMACPP_PROMPT_LOOKUP = True  # measure both, whatever the shipped default is
     cfg = Config.from_env(engine=engine, cache_dir=cache_dir, prompt_lookup=lookup)
     started = time.perf_counter()
-    gen = generation.load_generator(cfg)
+    if engine == "llamacpp":
+        # The assistant never turns prompt lookup on for llama.cpp; measure it all the same.
+        source, name, _ = resolve_model(cfg)
+        gen = LlamaCppGenerator.load(source, cfg, f"llamacpp:{name}", prompt_lookup=lookup)
+    else:
+        gen = generation.load_generator(cfg)
     if isinstance(gen, generation.TransformersGenerator):
         gen.prompt_lookup = lookup
     return gen, time.perf_counter() - started

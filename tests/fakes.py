@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import shutil
@@ -71,6 +72,37 @@ class ScriptedGenerator:
             if i >= max_new_tokens or (stop is not None and stop.is_set()):
                 return
             yield piece
+
+
+class ScriptedEngine:
+    """A generation engine for the registry: its loader gives a ScriptedGenerator of `reply`.
+
+    Registered as "scripted" by the scripted_engine fixture (conftest.py); a Config with
+    SETTINGS then loads it through load_generator, as the app and the CLI do.
+    """
+
+    name = "scripted"
+    # The generator is shaped like a hub id, which resolves without touching disk or network
+    # (an empty one would join the shipped model's parts first).
+    SETTINGS = {"engine": "scripted", "generator": "tests/scripted"}
+
+    def __init__(self, reply: str | Callable[[list[dict[str, str]]], str] = "") -> None:
+        self.reply = reply
+        self.loaded: list[ScriptedGenerator] = []
+
+    def load(self, source: str, cfg: Config, name: str) -> ScriptedGenerator:
+        generator = ScriptedGenerator(self.reply)
+        self.loaded.append(generator)
+        return generator
+
+
+def config_env(cfg: Config) -> dict[str, str]:
+    """ASSISTANT_* variables from which Config.from_env() makes cfg again (what the CLI reads)."""
+    env = {
+        f"ASSISTANT_{f.name.upper()}": str(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+    }
+    assert Config.from_env(env) == cfg
+    return env
 
 
 SEEDS = Path(__file__).parent.parent / "seeds"

@@ -47,3 +47,15 @@ def test_both_weights_zero_is_refused():
 def test_defaults_and_edges_are_accepted():
     Config()
     Config(min_relevance=-1.0, threads=0, rrf_k=0, exact_search_limit=0, max_new_tokens=4096)
+
+
+def test_engine_must_be_auto_or_an_engine():
+    with pytest.raises(ConfigError, match="engine must be auto, transformers or llamacpp, not 'x'"):
+        Config(engine="x")
+
+
+def test_a_registered_engine_is_a_setting_and_a_cli_choice(scripted_engine):
+    assert Config(engine="scripted").engine == "scripted"
+    assert cli.make_parser().parse_args(["ask", "q", "--engine", "scripted"]).engine == "scripted"
+    with pytest.raises(ConfigError, match="auto, transformers, llamacpp or scripted, not 'x'"):
+        Config(engine="x")

