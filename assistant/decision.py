@@ -160,9 +160,10 @@ def attribute(
 ) -> tuple[Evidence, dict[str, float], float]:
     """(the unit the answer rests on, its features, the probability the answer is right).
 
-    The unit is the one holding most of the answer's words, the cited one first among equals: a
-    model that cites the wrong number is corrected by what the units say. An answer to a
-    question asking for a number or a date is never backed by a unit without one.
+    The unit is the one holding most of the answer's words, and among those the one rated most
+    likely right (cited, about the question's year and names): a model that cites the wrong
+    number is corrected by what the units say. An answer to a question asking for a number or a
+    date is never backed by a unit without one.
     """
     best_similarity = max(u.similarity for u in units)
     strict = asked_type(question) in ("number", "date")
@@ -170,6 +171,6 @@ def attribute(
     for unit in units:
         features = unit_features(question, answer, unit, cited, best_similarity)
         p = 0.0 if strict and not features["type"] else probability(features, weights)
-        rated.append(((features["support"], features["cited"], p, -unit.n), unit, features, p))
+        rated.append(((features["support"], p, -unit.n), unit, features, p))
     _, unit, features, p = max(rated, key=lambda r: r[0])
     return unit, features, p

@@ -109,6 +109,16 @@ def test_the_answer_rests_on_the_unit_that_holds_it_whatever_number_the_model_ci
     assert features["numbers"] == 1.0
 
 
+def test_of_two_units_holding_the_answer_the_one_about_the_questions_year_backs_it():
+    units = [
+        _unit(1, "Norway led the medal table in 2022 in Beijing.", 0.8),
+        _unit(2, "Norway won the most medals at the 2018 Winter Olympics.", 0.7),
+    ]
+    q = "Which country won the most medals at the 2018 Winter Olympics?"
+    unit, features, _ = decision.attribute(q, "Norway", units, [1])
+    assert unit.n == 2 and features["numbers"] == 1.0
+
+
 def test_an_answer_no_unit_holds_gets_a_low_score():
     units = [_unit(1, "Iga Swiatek won the French Open in 2022.", 0.7)]
     q = "Who won the French Open in 2022?"
