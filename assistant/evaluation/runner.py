@@ -61,9 +61,9 @@ def corpus_hash(corpus_dir: Path, settings: dict) -> str:
     return h.hexdigest()[:16]
 
 
-# Modules that never decide an answer: the command line and the window (evaluation/ is a
-# package, which the glob below does not reach).
+# Modules (and packages) that never decide an answer: this one, the command line and the window.
 _NOT_ANSWERING = (
+    "evaluation",
     "cli.py",
     "__main__.py",
     "ui.py",
@@ -73,13 +73,19 @@ _NOT_ANSWERING = (
 )
 
 
+def answering_code() -> list[str]:
+    """The modules that may decide an answer: assistant/ and its subpackages, but _NOT_ANSWERING."""
+    here = Path(__file__).parents[1]
+    paths = (p.relative_to(here) for p in here.rglob("*.py"))
+    return sorted(p.as_posix() for p in paths if p.parts[0] not in _NOT_ANSWERING)
+
+
 def code_hash() -> str:
     """Hash of the assistant's answering code, so a code change never reuses stale results."""
     h = hashlib.sha256()
     here = Path(__file__).parents[1]
-    for path in sorted(here.glob("*.py")):
-        if path.name not in _NOT_ANSWERING:
-            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for name in answering_code():
+        h.update(name.encode() + b"\0" + (here / name).read_bytes())
     return h.hexdigest()[:16]
 
 
