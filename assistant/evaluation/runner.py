@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from assistant.config import Config
-from assistant.evaluation.metrics import distinct, fmt, format_table, score
+from assistant.evaluation.metrics import TIMINGS, distinct, fmt, format_table, score
 from assistant.evaluation.replay import ReplayGenerator, add_replayed_time, replaying
 from assistant.evaluation.sets import EvalSet, Question, load_set
 
@@ -144,17 +144,7 @@ def run_question(assistant, q: Question, retrieval_only: bool) -> dict:
             replay.replayed, replay.last_reply = [], ""
         answer = assistant.ask(q.question, history=q.history)
         query = answer.standalone_question or q.question
-        timings = {
-            k: answer.timings.get(k)
-            for k in (
-                "retrieval_ms",
-                "evidence_ms",
-                "first_token_ms",
-                "total_ms",
-                "tokens_per_s",
-                "prompt_tokens",
-            )
-        }
+        timings = {k: answer.timings.get(k) for k in TIMINGS}
         if replay is not None and replay.replayed:
             timings = add_replayed_time(timings, replay.replayed)
             row["replayed"] = True
