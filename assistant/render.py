@@ -192,7 +192,7 @@ def cited_numbers(answer: Answer) -> list[int]:
         order = {n: i for i, n in enumerate(markers_in(answer.text))}
         found.sort(key=lambda n: order.get(n, len(order) + n))
     else:
-        found = markers_in(answer.text)
+        found = list(markers_in(answer.text))
     return [n for n in dict.fromkeys(found) if 1 <= n <= len(answer.passages)]
 
 

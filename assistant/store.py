@@ -132,6 +132,7 @@ class Manifest:
                 f"index in {path} has format {found!r}, this version reads {FORMAT!r}; "
                 f"{REBUILD_HINT}"
             )
+        assert isinstance(data, dict)  # it holds the right format
         try:
             embedder = _field(data, "embedder", dict)
             documents = _field(data, "documents", dict)

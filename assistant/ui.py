@@ -38,6 +38,8 @@ from .render import (
 from .schema import Answer
 
 if TYPE_CHECKING:
+    from gradio.components.chatbot import ExampleMessage
+
     from .indexing import BuildReport
     from .rag import Assistant
 
@@ -192,7 +194,7 @@ def examples_for(documents: Sequence[dict]) -> list[str]:
 # --- the app ------------------------------------------------------------------------------
 
 
-def _chat_view(assistant: Assistant) -> tuple[str, list[dict[str, str]] | None, str]:
+def _chat_view(assistant: Assistant) -> tuple[str, list[ExampleMessage] | None, str]:
     """(chat placeholder, examples, index banner) for the current index."""
     documents = assistant.documents()
     banner = ""
@@ -339,7 +341,7 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
 
         ask_inputs = [question, chatbot, answers]
         ask_outputs = [question, chatbot, sources, status, answers, selector]
-        ask = dict(
+        ask: dict[str, Any] = dict(
             fn=on_ask,
             inputs=ask_inputs,
             outputs=ask_outputs,

@@ -120,7 +120,8 @@ def question_key(q: Question) -> str:
 
 def read_rows(path: Path, questions: Sequence[Question]) -> dict[str, dict]:
     """Rows already in a results file for these questions (a torn last line is ignored)."""
-    keys = {q.id: question_key(q) for q in questions}
+    # Looked up by a row's id, which a hand-edited line may lack.
+    keys: dict[str | None, str] = {q.id: question_key(q) for q in questions}
     rows: dict[str, dict] = {}
     if not path.exists():
         return rows
