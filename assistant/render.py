@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from .citations import MARKER, marker_numbers, markers_in
 from .ingest import SUFFIXES
-from .schema import Answer, Hit
+from .schema import Answer, Hit, IndexedDocument
 
 ADD_DOCUMENTS_HELP = (  # HTML: shown as the chat's placeholder and as a reply
     "<b>No documents are indexed yet.</b> Open the <b>Documents</b> tab, upload files "
@@ -269,7 +269,7 @@ def passage_choices(answer: Answer | None) -> list[tuple[str, int]]:
 # --- documents -----------------------------------------------------------------------------
 
 
-def render_documents(documents: Sequence[dict]) -> str:
+def render_documents(documents: Sequence[IndexedDocument]) -> str:
     """The indexed documents as an escaped HTML table, or how to add some."""
     if not documents:
         return (

@@ -35,7 +35,7 @@ from .render import (
     render_documents,
     render_sources,
 )
-from .schema import Answer
+from .schema import Answer, IndexedDocument
 
 if TYPE_CHECKING:
     from gradio.components.chatbot import ExampleMessage
@@ -183,7 +183,7 @@ def _report(done: str, names: Sequence[str], refused: Sequence[tuple[str, str]])
     return "\n".join(lines) or "Nothing selected."
 
 
-def examples_for(documents: Sequence[dict]) -> list[str]:
+def examples_for(documents: Sequence[IndexedDocument]) -> list[str]:
     """Example questions for the welcome screen: about the shipped article if it is indexed."""
     ids = {d.get("id") for d in documents}
     if SHIPPED_ARTICLE in ids:
