@@ -16,11 +16,18 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.config import Config
 from assistant.evaluation.metrics import TIMINGS, distinct, fmt, format_table, score
 from assistant.evaluation.replay import ReplayGenerator, add_replayed_time, replaying
 from assistant.evaluation.sets import EvalSet, Question, load_set
+from assistant.schema import Citation, Hit
+
+if TYPE_CHECKING:
+    from assistant.embedding import Embedder
+    from assistant.generation import Generator
+    from assistant.rag import Assistant
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +142,7 @@ def read_rows(path: Path, questions: Sequence[Question]) -> dict[str, dict]:
     return rows
 
 
-def run_question(assistant, q: Question, retrieval_only: bool) -> dict:
+def run_question(assistant: Assistant, q: Question, retrieval_only: bool) -> dict:
     """Ask (or only retrieve for) one question and record what is needed to score it."""
     row: dict = {"id": q.id, "key": question_key(q)}
     query = q.question
@@ -166,7 +173,7 @@ def run_question(assistant, q: Question, retrieval_only: bool) -> dict:
     return row
 
 
-def _citation_row(citation, passages) -> dict:
+def _citation_row(citation: Citation, passages: Sequence[Hit]) -> dict:
     hit = passages[citation.n - 1] if 0 < citation.n <= len(passages) else None
     if hit is None or hit.chunk.id != citation.passage_id:
         hit = next((h for h in passages if h.chunk.id == citation.passage_id), hit)
@@ -182,8 +189,8 @@ def _citation_row(citation, passages) -> dict:
 def evaluate(
     eval_set: EvalSet,
     cfg: Config,
-    embedder,
-    generator=None,
+    embedder: Embedder,
+    generator: Generator | None = None,
     retrieval_only: bool = False,
     show_progress: bool = True,
     on_row: Callable[[dict], None] | None = None,
