@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine: `make run` (set up, build the index, serve the app)
-# and `make test` (set up, run the whole test suite, real models and browser included).
+# and `make test` (set up, type-check, run the whole test suite, real models and browser included).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -28,8 +28,11 @@ browser:
 run: setup
 	$(PY) app.py
 
+# The type check first: it takes about a second once .mypy_cache is warm (~15 s cold).
 test: setup browser
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 lint: setup
 	$(VENV)/bin/ruff check assistant tests benchmarks app.py
+	$(PY) -m mypy

@@ -76,7 +76,7 @@ def sentences_of(text: str) -> list[str]:
     marker = MARKER.pattern
     if not re.match(rf"\s*{marker}", text):
         text = re.sub(rf"([.!?])\s*((?:{marker}\s*)*{marker})", r" \2\1 ", text)
-    out = []
+    out: list[str] = []
     for line in text.splitlines():  # a line break ends a sentence too (headlines, list items)
         out.extend(p.strip() for p in _SENTENCE_END.split(" ".join(line.split())) if p.strip())
     return out
@@ -279,7 +279,11 @@ class SupportChecker:
                 overlaps = np.array(
                     [len(words & _content(s)) / max(len(words), 1) for s in passage_sents[n - 1]]
                 )
-                cos = pvec[lo:hi] @ svec[i] if svec is not None else np.zeros(len(overlaps))
+                cos = (
+                    pvec[lo:hi] @ svec[i]
+                    if svec is not None and pvec is not None
+                    else np.zeros(len(overlaps))
+                )
                 best = int(np.argmax(overlaps + 0.5 * cos))
                 semantic = float(cos.max())
                 combined = 0.5 * lexical + 0.5 * semantic

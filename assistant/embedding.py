@@ -23,8 +23,12 @@ class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors; counts tokens the way the model does."""
 
     id: str
-    dim: int
-    max_tokens: int
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
 
     def embed(self, texts: list[str], progress: bool = False) -> np.ndarray: ...
 

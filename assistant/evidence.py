@@ -132,11 +132,11 @@ def select(
             candidates[j][0] == p and a < candidates[j][2] and candidates[j][1] < b for j in chosen
         ):
             continue  # overlaps a unit already taken (its context sentence)
-        words = len(texts[i].split())
-        if chosen and used_words + words > max_words:
+        n_words = len(texts[i].split())
+        if chosen and used_words + n_words > max_words:
             continue
         chosen.append(i)
-        used_words += words
+        used_words += n_words
         if len(chosen) >= limit:
             break
     out = []

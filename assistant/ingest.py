@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from .errors import AssistantError
 from .schema import Document
@@ -256,6 +257,13 @@ _BLOCK_TAGS = (
     "dt",
     "dd",
 )
+# The <meta> attributes that may name a page's publication date, in order of trust.
+_DATE_METAS: tuple[dict[str, Any], ...] = (
+    {"property": "article:published_time"},
+    {"name": "date"},
+    {"name": "pubdate"},
+    {"itemprop": "datePublished"},
+)
 
 
 def _read_html(doc_id: str, text: str, fallback_title: str) -> Document:
@@ -263,23 +271,20 @@ def _read_html(doc_id: str, text: str, fallback_title: str) -> Document:
 
     soup = BeautifulSoup(text, "html.parser")
     title = ""
+    h1, time_tag = soup.find("h1"), soup.find("time")
     if soup.title and soup.title.get_text(strip=True):
         title = soup.title.get_text(" ", strip=True)
-    elif soup.find("h1"):
-        title = soup.find("h1").get_text(" ", strip=True)
+    elif h1:
+        title = h1.get_text(" ", strip=True)
     date = None
-    for attrs in (
-        {"property": "article:published_time"},
-        {"name": "date"},
-        {"name": "pubdate"},
-        {"itemprop": "datePublished"},
-    ):
+    for attrs in _DATE_METAS:
         meta = soup.find("meta", attrs=attrs)
         if meta and meta.get("content"):
-            date = find_date(meta["content"]) or meta["content"][:10]
+            content = cast(str, meta["content"])  # a single-valued attribute, never a list
+            date = find_date(content) or content[:10]
             break
-    if date is None and soup.find("time") and soup.find("time").get("datetime"):
-        date = find_date(soup.find("time")["datetime"])
+    if date is None and time_tag and time_tag.get("datetime"):
+        date = find_date(cast(str, time_tag["datetime"]))
     for tag in soup(_DROP_TAGS):
         tag.decompose()
     body = soup.find("article") or soup.find("main") or soup.body or soup

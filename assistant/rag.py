@@ -25,7 +25,7 @@ from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import AssistantError
 from .indexing import BuildReport, ChunkerSettings, build
 from .retrieval import Retriever, keywords
-from .schema import Answer, Citation, Hit, Sentence
+from .schema import Answer, Citation, Hit, IndexedDocument, Sentence
 from .store import Index, IndexLoadError
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class Assistant:
             self.reload()
         return report
 
-    def documents(self) -> list[dict]:
+    def documents(self) -> list[IndexedDocument]:
         """Indexed documents (id, title, date, passages); empty without an index."""
         retriever = self._retriever
         return retriever.index.documents() if retriever else []

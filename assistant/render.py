@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from .citations import MARKER, marker_numbers, markers_in
 from .ingest import SUFFIXES
-from .schema import Answer, Hit
+from .schema import Answer, Hit, IndexedDocument
 
 ADD_DOCUMENTS_HELP = (  # HTML: shown as the chat's placeholder and as a reply
     "<b>No documents are indexed yet.</b> Open the <b>Documents</b> tab, upload files "
@@ -192,7 +192,7 @@ def cited_numbers(answer: Answer) -> list[int]:
         order = {n: i for i, n in enumerate(markers_in(answer.text))}
         found.sort(key=lambda n: order.get(n, len(order) + n))
     else:
-        found = markers_in(answer.text)
+        found = list(markers_in(answer.text))
     return [n for n in dict.fromkeys(found) if 1 <= n <= len(answer.passages)]
 
 
@@ -269,7 +269,7 @@ def passage_choices(answer: Answer | None) -> list[tuple[str, int]]:
 # --- documents -----------------------------------------------------------------------------
 
 
-def render_documents(documents: Sequence[dict]) -> str:
+def render_documents(documents: Sequence[IndexedDocument]) -> str:
     """The indexed documents as an escaped HTML table, or how to add some."""
     if not documents:
         return (

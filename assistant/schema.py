@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,15 @@ class Document:
     date: str | None = None
     # Offset where each PDF page starts (page n at page_starts[n-1]); empty for other formats.
     page_starts: tuple[int, ...] = ()
+
+
+class IndexedDocument(TypedDict):
+    """A document as the index lists it (a dict: the window renders it as is)."""
+
+    id: str
+    title: str
+    date: str | None
+    passages: int
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import numpy as np
 
 from .errors import AssistantError
 from .files import atomic_write
-from .schema import Chunk
+from .schema import Chunk, IndexedDocument
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ class Manifest:
                 f"index in {path} has format {found!r}, this version reads {FORMAT!r}; "
                 f"{REBUILD_HINT}"
             )
+        assert isinstance(data, dict)  # it holds the right format
         try:
             embedder = _field(data, "embedder", dict)
             documents = _field(data, "documents", dict)
@@ -313,7 +314,7 @@ class Index:
         """The stored vectors of these passage numbers."""
         return np.stack([self.faiss.reconstruct(int(self.rows[p])) for p in passages])
 
-    def documents(self) -> list[dict]:
+    def documents(self) -> list[IndexedDocument]:
         """Indexed documents: id, title, date, passages, sorted by id."""
         return [
             {"id": doc_id, "title": d.title, "date": d.date, "passages": len(d.passages)}

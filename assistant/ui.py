@@ -35,9 +35,11 @@ from .render import (
     render_documents,
     render_sources,
 )
-from .schema import Answer
+from .schema import Answer, IndexedDocument
 
 if TYPE_CHECKING:
+    from gradio.components.chatbot import ExampleMessage
+
     from .indexing import BuildReport
     from .rag import Assistant
 
@@ -181,7 +183,7 @@ def _report(done: str, names: Sequence[str], refused: Sequence[tuple[str, str]])
     return "\n".join(lines) or "Nothing selected."
 
 
-def examples_for(documents: Sequence[dict]) -> list[str]:
+def examples_for(documents: Sequence[IndexedDocument]) -> list[str]:
     """Example questions for the welcome screen: about the shipped article if it is indexed."""
     ids = {d.get("id") for d in documents}
     if SHIPPED_ARTICLE in ids:
@@ -192,7 +194,7 @@ def examples_for(documents: Sequence[dict]) -> list[str]:
 # --- the app ------------------------------------------------------------------------------
 
 
-def _chat_view(assistant: Assistant) -> tuple[str, list[dict[str, str]] | None, str]:
+def _chat_view(assistant: Assistant) -> tuple[str, list[ExampleMessage] | None, str]:
     """(chat placeholder, examples, index banner) for the current index."""
     documents = assistant.documents()
     banner = ""
@@ -339,7 +341,7 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
 
         ask_inputs = [question, chatbot, answers]
         ask_outputs = [question, chatbot, sources, status, answers, selector]
-        ask = dict(
+        ask: dict[str, Any] = dict(
             fn=on_ask,
             inputs=ask_inputs,
             outputs=ask_outputs,

@@ -45,10 +45,10 @@ def ask(cfg, fake_models, capsys):
 
 def test_every_error_class_of_the_package_is_an_assistant_error():
     found = []
-    for info in pkgutil.iter_modules(assistant.__path__):
-        if info.name == "__main__":
+    for info in pkgutil.walk_packages(assistant.__path__, "assistant."):
+        if info.name == "assistant.__main__":
             continue
-        module = importlib.import_module(f"assistant.{info.name}")
+        module = importlib.import_module(info.name)
         for value in vars(module).values():
             if (
                 isinstance(value, type)

@@ -229,6 +229,17 @@ def test_load_set_reads_the_shared_format_and_history(tmp_path):
         load_set(tmp_path)
 
 
+def test_results_are_keyed_by_the_answering_code_of_every_subpackage():
+    from assistant.evaluation.runner import answering_code
+
+    files = answering_code()
+    assert {"rag.py", "decision.py", "generation/__init__.py", "generation/shipped.py"} <= set(
+        files
+    )
+    assert not [f for f in files if f.startswith("evaluation/")]
+    assert not {"cli.py", "ui.py", "render.py", "library.py", "server.py"} & set(files)
+
+
 # --- end to end with fakes -----------------------------------------------------------------
 
 
