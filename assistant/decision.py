@@ -79,7 +79,7 @@ FEATURES = (
     "rank",  # 1 / the retrieval rank of the unit's passage
 )
 # Fitted by `python benchmarks/decision.py --fit ...` (see docs/EVAL.md); intercept last.
-WEIGHTS = (0.444, 0.309, 0.282, 0.775, 0.0, 0.98, 0.0, -0.623, -0.077, -1.786)
+WEIGHTS = (0.597, -0.217, -0.003, 0.958, 0.287, 1.039, 0.498, 0.353, 0.862, -4.061)
 
 
 def asked_type(question: str) -> str:
