@@ -34,14 +34,11 @@ from . import chunking
 from .embedding import Embedder
 from .errors import AssistantError
 from .ingest import IngestError, printable, read_bytes, read_document, scan
+from .manifest import DocumentEntry, IndexLoadError, Manifest, SkippedEntry
 from .schema import Chunk
 from .store import (
     LOCK_FILE,
-    DocumentEntry,
     Index,
-    IndexLoadError,
-    Manifest,
-    SkippedEntry,
     add_vectors,
     check_index_folder,
     claim_folder,
