@@ -79,7 +79,7 @@ FEATURES = (
     "rank",  # 1 / the retrieval rank of the unit's passage
 )
 # Fitted by `python benchmarks/decision.py --fit ...` (see docs/EVAL.md); intercept last.
-WEIGHTS = (0.597, -0.217, -0.003, 0.958, 0.287, 1.039, 0.498, 0.353, 0.862, -4.061)
+WEIGHTS = (0.826, -0.882, 0.104, 0.848, 0.492, 0.949, -0.086, 0.576, 1.572, -4.448)
 
 
 def asked_type(question: str) -> str:
@@ -129,11 +129,13 @@ def unit_features(
     terms = key_terms(question)
     numbers = {t for t in terms if t[0].isdigit()}
     names = terms - numbers
-    words = _words(f"{unit.title} {unit.date} {unit.text}")
+    read = f"{unit.title} {unit.date} {unit.text}"
+    words = _words(read)
     claims = answer_terms(answer, question)
+    held = _content(read) | _numbers(read)  # the same stemmed words as the claims
     kind = asked_type(question)
     return {
-        "support": sum(_found(t, words) for t in claims) / len(claims) if claims else 0.0,
+        "support": sum(_found(t, held) for t in claims) / len(claims) if claims else 0.0,
         "cited": float(unit.n in cited),
         "answer_type": float(holds_type(kind, answer, question)),
         "type": float(holds_type(kind, unit.text, question)),
@@ -167,10 +169,13 @@ def attribute(
     """
     best_similarity = max(u.similarity for u in units)
     strict = asked_type(question) in ("number", "date")
+    claims = answer_terms(answer, question)
     rated = []
     for unit in units:
         features = unit_features(question, answer, unit, cited, best_similarity)
         p = 0.0 if strict and not features["type"] else probability(features, weights)
-        rated.append(((features["support"], p, -unit.n), unit, features, p))
+        # An answer that adds no words of its own (a restated question) rests on the unit it cites.
+        first = features["support"] if claims else features["cited"]
+        rated.append(((first, p, -unit.n), unit, features, p))
     _, unit, features, p = max(rated, key=lambda r: r[0])
     return unit, features, p

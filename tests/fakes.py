@@ -121,6 +121,10 @@ def seeded_config(tmp_path: Path, extra: dict[str, str] | None = None, **overrid
         chunk_tokens=120,
         chunk_overlap=10,
         min_relevance=0.05,
+        # The decision's weights are fitted to the real embedder's similarities; with the
+        # hashing embedder every answer goes on to the grounding, and tests of the decision
+        # set their own threshold.
+        answer_threshold=0.0,
     )
     cfg = Config(**{**settings, **overrides})
     build_index(cfg, HashingEmbedder())
