@@ -90,9 +90,10 @@ def test_follow_up_is_resolved_from_history(assistant):
     history = [
         ("Who is Ukraine's foreign minister?", "Ukraine's foreign minister is Andriy Sibiha [1].")
     ]
-    answer = assistant.ask("What did he say about security guarantees?", history)
+    answer = assistant.ask("Who did he discuss a ceasefire with?", history)
     assert "sibiha" in answer.standalone_question.lower()
     assert not answer.abstained, answer.text
+    assert "Witkoff" in answer.text or "Rubio" in answer.text
     assert answer.citations
 
 
