@@ -108,9 +108,14 @@ class BuildReport:
                 f"{len(self.skipped)} skipped"
             )
             kind = self.index_kind + (", added to the existing graph" if self.appended else "")
+            embedded = (
+                f", {self.embedded} embedded ({self.passages_per_s:.1f} passages/s)"
+                if self.embedded
+                else ""
+            )
             lines.append(
-                f"passages: {self.passages} in index ({kind}), {self.embedded} embedded "
-                f"({self.passages_per_s:.1f} passages/s); build took {self.seconds:.1f} s"
+                f"passages: {self.passages} in index ({kind}){embedded}; "
+                f"build took {self.seconds:.1f} s"
             )
         for doc_id, reason in sorted(self.removed_reasons.items()):
             lines.append(f"removed {printable(doc_id)}: {reason}")

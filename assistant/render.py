@@ -75,6 +75,11 @@ _MD_PUNCT = re.compile(r"[\\`*_\[\]()!<>:&|~]")  # what starts Markdown links, i
 # --- text ----------------------------------------------------------------------------------
 
 
+def plural(n: int, noun: str) -> str:
+    """The count with its noun: 1 document, 2 documents."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def shown(text: object) -> str:
     """text Gradio can send: lone surrogates (undecodable file-name bytes) shown as \\xNN."""
     # the same text as os.fsencode(name).decode("utf-8", "backslashreplace") for a file name
@@ -282,7 +287,7 @@ def render_documents(documents: Sequence[IndexedDocument]) -> str:
         for d in documents
     )
     return (
-        f'<div class="doc-table"><p>{len(documents)} documents indexed.</p><table>'
+        f'<div class="doc-table"><p>{plural(len(documents), "document")} indexed.</p><table>'
         "<thead><tr><th>Title</th><th>Date</th><th>Passages</th><th>File</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></div>"
     )

@@ -19,7 +19,6 @@ STOPWORDS = frozenset(
     "such only own under until up very just should now tell said says".split()
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 
 def keywords(text: str) -> list[str]:
@@ -48,6 +47,8 @@ class Retriever:
     ) -> None:
         import bm25s
 
+        # bm25s sets its own logger to DEBUG when imported and logs every index build there.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         self.index = index
         self.embedder = embedder
         self.candidates = candidates

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-from fakes import HashingEmbedder
+from fakes import HashingEmbedder, seeded_config
 
 from assistant import chunking, store
 from assistant.indexing import BuildBusyError, ChunkerSettings, build
@@ -408,3 +409,10 @@ def test_second_build_refuses_while_first_runs(tmp_path):
 def test_missing_seeds_folder_is_a_clear_error(tmp_path):
     with pytest.raises(IngestError, match="does not exist"):
         run_build(tmp_path / "nope", tmp_path / "index")
+
+
+def test_building_the_keyword_index_leaves_the_log_at_warnings(tmp_path):
+    # bm25s sets its logger to DEBUG when imported and logs every index build there.
+    cfg = seeded_config(tmp_path)
+    Retriever(Index.load(cfg.index_dir), HashingEmbedder())
+    assert logging.getLogger("bm25s").getEffectiveLevel() >= logging.WARNING

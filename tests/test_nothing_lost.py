@@ -145,6 +145,7 @@ def test_a_document_that_becomes_unreadable_is_withdrawn_from_the_running_app(tm
     assert report.changed_anything and report.removed == ["zeppelin.txt"]
     assert "removed zeppelin.txt: " in report.summary() and reason in report.summary()
     assert "1 removed" in report.summary() and "nothing changed" not in report.summary()
+    assert "embedded" not in report.summary()  # a removal embeds nothing: no "0 embedded (0.0/s)"
     assert "zeppelin.txt" not in [d["id"] for d in assistant.documents()]
     assert all(h.chunk.doc_id != "zeppelin.txt" for h in assistant.retrieve("zeppelin", k=5))
     assert not assistant.rebuild().changed_anything  # and it stays withdrawn, quietly

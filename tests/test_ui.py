@@ -305,6 +305,8 @@ def test_rebuild_updates_document_list(cfg, tmp_path):
     assert "1 added" in summary and steps and steps[-1][0] == 1.0
     assert [d["id"] for d in assistant.documents()] == [ARTICLE, "storm.md"]
     assert "Storm warning" in render.render_documents(assistant.documents())
+    assert "2 documents indexed." in render.render_documents(assistant.documents())
+    assert "1 document indexed." in render.render_documents(assistant.documents()[:1])
     _, sources, _, _ = run(assistant, "Which ferries were cancelled?")[-1]
     assert "Roscoff" in sources
 
