@@ -332,7 +332,7 @@ def _body(reply: str) -> str:
 
 
 def _first_sentence(text: str) -> str:
-    text = re.sub(r"\[\d+\]", "", text or "").strip()
+    text = MARKER.sub("", text or "").strip()
     return text.split(". ")[0][:300]
 
 

@@ -236,6 +236,7 @@ def test_follow_up_is_rewritten_from_history(cfg):
     def reply(messages):
         if "Follow-up" in messages[-1]["content"]:
             assert "rare earth" in messages[-1]["content"]
+            assert "[" not in messages[-1]["content"]  # no marker, "[1, 2]" included
             return "When will the rare earth deal between Ukraine and the US be finalized?"
         return f"The deal should be finalized by April 26 [{passage_number(messages, 'April 26')}]."
 
@@ -243,7 +244,7 @@ def test_follow_up_is_rewritten_from_history(cfg):
     history = [
         (
             "What did Ukraine sign with Washington?",
-            "Ukraine took the first step towards a rare earth metals deal [1].",
+            "Ukraine took the first step towards a rare earth metals deal [1, 2].",
         )
     ]
     answer = a.ask("And when will it be finalized?", history)
