@@ -31,6 +31,8 @@ from .store import Index, IndexLoadError
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
+# Ends a refusal that has passages to show (the window lists them under the answer).
+CLOSEST_NOTE = " The closest passages are listed below."
 Progress = Callable[[float, str], None]
 
 
@@ -231,9 +233,7 @@ class Assistant:
             yield _final(base, f"{REFUSAL} {msg}", True, timings, started)
             return
         if max(h.similarity for h in hits) < self.cfg.min_relevance:
-            yield _final(
-                base, REFUSAL + " The closest passages are listed below.", True, timings, started
-            )
+            yield _final(base, REFUSAL + CLOSEST_NOTE, True, timings, started)
             return
         if self.generator is None:
             raise RuntimeError("no language model loaded: Assistant.from_config(cfg) loads one")
@@ -271,7 +271,7 @@ class Assistant:
 
     def _finish(self, base: Answer, raw: str, timings: dict, started: float) -> Answer:
         """The checked answer from the unit it rests on, or the refusal the decision made."""
-        note = " The closest passages are listed below."
+        note = CLOSEST_NOTE
         question = base.standalone_question or base.question
         threshold = self.cfg.answer_threshold
         body, cited = _body(raw), markers_in(raw)

@@ -1,8 +1,10 @@
-"""Serving the window over HTTP: who may log in, the page's security policy, launch.
+"""Serving the window and the API over HTTP: who may log in, the security policy, launch.
 
-`launch(demo, cfg, auth)` is the one place the Blocks are queued and launched (cli.serve and
-the tests call it). Off this machine a login is required (`resolve_auth`); failed logins are
-throttled per address (`LoginThrottle`) and every response carries CONTENT_SECURITY_POLICY.
+`launch(demo, cfg, auth, assistant=..., api_key=...)` is the one place the Blocks are queued and
+launched (cli.serve and the tests call it), with the OpenAI-compatible API (api.ChatAPI) on the
+same app and port. Off this machine a login is required (`resolve_auth`) and so is an API key
+(`resolve_api_key`); failed logins and failed keys are throttled per address (`LoginThrottle`)
+and every response carries CONTENT_SECURITY_POLICY.
 """
 
 from __future__ import annotations
@@ -19,11 +21,16 @@ from typing import TYPE_CHECKING, Any
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 
+from .api import ChatAPI
 from .config import Config, ConfigError
 from .ui import page
 
 if TYPE_CHECKING:
     from gradio import Blocks
+
+    from .rag import Assistant
+
+API_KEY_MIN_CHARS = 16
 
 
 def is_loopback(host: str) -> bool:
@@ -78,6 +85,40 @@ def resolve_auth(cfg: Config, env: dict[str, str] | None = None) -> list[tuple[s
     return logins or None
 
 
+def resolve_api_key(cfg: Config, env: dict[str, str] | None = None) -> str | None:
+    """The API key from ASSISTANT_API_KEY or ASSISTANT_API_KEY_FILE (its first line), or None.
+
+    Raises ConfigError when the host is not loopback and no key is set, or the key is short.
+    The key is never logged nor shown.
+    """
+    env = dict(os.environ if env is None else env)
+    key = env.get("ASSISTANT_API_KEY", "").strip()
+    key_file = env.get("ASSISTANT_API_KEY_FILE", "")
+    if not key and key_file:
+        try:
+            lines = Path(key_file).read_text("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            why = getattr(e, "strerror", None) or "not readable as UTF-8 text"
+            raise ConfigError(f"ASSISTANT_API_KEY_FILE {key_file}: {why}") from None
+        key = next((line.strip() for line in lines if line.strip()), "")
+        if not key:
+            raise ConfigError(f"ASSISTANT_API_KEY_FILE {key_file} is empty: put the key in it")
+    new_key = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    if key and len(key) < API_KEY_MIN_CHARS:
+        raise ConfigError(
+            f"the API key is {len(key)} characters long; use at least {API_KEY_MIN_CHARS} "
+            f"(make one with {new_key})"
+        )
+    if not key and not is_loopback(cfg.host):
+        raise ConfigError(
+            f"refusing to serve the API on {cfg.host} without an API key: anyone on the "
+            "network could read your documents through /v1/chat/completions. Set "
+            f"ASSISTANT_API_KEY (make one with {new_key}) or ASSISTANT_API_KEY_FILE, "
+            "or use --host 127.0.0.1"
+        )
+    return key or None
+
+
 # The page may load only from its own origin: nothing a document or an answer names (an image,
 # a font, a fetch) can reach another host. Gradio itself needs inline scripts and styles (its
 # config and Svelte; gr.HTML evaluates its template as JavaScript), data:/blob: images and
@@ -130,15 +171,27 @@ class LoginThrottle:
         self._failures: dict[str, tuple[int, float]] = {}  # address -> (count, last attempt)
         self._lock = threading.Lock()
 
+    def waiting(self, address: str) -> float:
+        """The seconds address must wait before it may try again (0: it may try now)."""
+        with self._lock:
+            return self._waiting(address, self._clock())
+
+    def _waiting(self, address: str, now: float) -> float:
+        count, last = self._failures.get(address, (0, now))
+        if count >= LOGIN_FREE_FAILURES:
+            wait = min(LOGIN_MAX_WAIT_S, LOGIN_WAIT_S * 2 ** (count - LOGIN_FREE_FAILURES))
+            if now - last < wait:
+                return wait - (now - last)
+        return 0.0
+
     def attempt(self, address: str) -> float:
         """0 if address may try now (the try is counted), else the seconds it must wait."""
         with self._lock:
             now = self._clock()
-            count, last = self._failures.get(address, (0, now))
-            if count >= LOGIN_FREE_FAILURES:
-                wait = min(LOGIN_MAX_WAIT_S, LOGIN_WAIT_S * 2 ** (count - LOGIN_FREE_FAILURES))
-                if now - last < wait:
-                    return wait - (now - last)
+            wait = self._waiting(address, now)
+            if wait > 0:
+                return wait
+            count, _ = self._failures.get(address, (0, now))
             if len(self._failures) > 10_000:  # forget addresses whose wait is long over
                 self._failures = {
                     a: f for a, f in self._failures.items() if now - f[1] < LOGIN_MAX_WAIT_S
@@ -183,11 +236,25 @@ class LoginThrottle:
         return throttled
 
 
-def launch(demo: Blocks, cfg: Config, auth: list[tuple[str, str]] | None, **kwargs: Any) -> Any:
-    """Queue and launch the app on cfg.host:cfg.port; never shared publicly."""
+def launch(
+    demo: Blocks,
+    cfg: Config,
+    auth: list[tuple[str, str]] | None,
+    assistant: Assistant | None = None,
+    api_key: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Queue and launch the app on cfg.host:cfg.port; never shared publicly.
+
+    With `assistant`, the OpenAI-compatible API answers from it on the same app (its routes
+    come before the window's), asking for `api_key` when one is given.
+    """
     demo.queue(default_concurrency_limit=1, max_size=64)
     throttle = LoginThrottle()
     middleware = [Middleware(ContentSecurityPolicy), Middleware(throttle.middleware)]
+    app_kwargs: dict[str, Any] = {"middleware": middleware}
+    if assistant is not None:
+        app_kwargs["routes"] = ChatAPI(assistant, api_key, LoginThrottle()).routes()
     return demo.launch(
         server_name=cfg.host,
         server_port=cfg.port,
@@ -199,7 +266,7 @@ def launch(demo: Blocks, cfg: Config, auth: list[tuple[str, str]] | None, **kwar
         )
         if auth
         else None,
-        app_kwargs={"middleware": middleware},
+        app_kwargs=app_kwargs,
         show_error=True,
         max_file_size=cfg.max_document_bytes,
         ssr_mode=False,
