@@ -71,6 +71,10 @@ class Config:
     # Serving.
     host: str = "127.0.0.1"
     port: int = 7860
+    # While the app runs, index new, changed and removed files of seeds_dir in the background,
+    # once the folder has had no further change for watch_delay_s (a burst makes one rebuild).
+    watch_seeds: bool = True
+    watch_delay_s: float = 1.0
 
     def __post_init__(self) -> None:
         engines = engine_choices()
@@ -129,6 +133,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "evidence_words": (10, 2000),
     "answer_threshold": (0.0, 1.0),
     "port": (1, 65535),
+    "watch_delay_s": (0.05, 600.0),
 }
 
 

@@ -55,6 +55,7 @@ SHIPPED_EXAMPLES = (
     "What did Zelensky say about a ceasefire without security guarantees?",
 )
 CHAT_CONCURRENCY = 4  # streams served at once; more wait in the queue
+STATUS_POLL_S = 2.0  # how often the page shows the latest background status (seeds watcher)
 STOP_GRACE_S = 3.0  # after Stop, how long the stream may take to finish before it is cancelled
 
 
@@ -209,8 +210,14 @@ def _chat_view(assistant: Assistant) -> tuple[str, list[ExampleMessage] | None, 
     return placeholder, [{"text": q} for q in examples_for(documents)], banner
 
 
-def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
-    """The Gradio Blocks: chat + sources tab, documents tab. Nothing is launched here."""
+def build_app(
+    assistant: Assistant, cfg: Config, watch_status: Callable[[], str] | None = None
+) -> gr.Blocks:
+    """The Gradio Blocks: chat + sources tab, documents tab. Nothing is launched here.
+
+    `watch_status` (the seeds watcher's) gives a line shown under the title, polled every few
+    seconds.
+    """
     stops = StopSignals()
     placeholder, examples, banner = _chat_view(assistant)
 
@@ -220,6 +227,15 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
             "citations. Everything runs on this machine."
         )
         index_banner = gr.Markdown(banner, visible=bool(banner))
+        if watch_status is not None:
+            line = gr.Markdown(escape_markdown(watch_status()), elem_id="watch-status")
+            gr.Timer(STATUS_POLL_S).tick(
+                lambda: escape_markdown(watch_status()),
+                None,
+                line,
+                queue=False,
+                show_progress="hidden",
+            )
         with gr.Tab("Chat"):
             with gr.Row():
                 with gr.Column(scale=3):
