@@ -185,23 +185,37 @@ def serve(cfg: Config) -> None:
     `python app.py` and `python -m assistant serve` both come here.
     """
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before Gradio is imported
+    from .api import MODEL_ID
     from .rag import Assistant
-    from .server import launch, resolve_auth
+    from .server import launch, resolve_api_key, resolve_auth
     from .ui import build_app
+    from .watch import SeedsWatcher
 
-    auth = resolve_auth(cfg)  # refuse before spending a minute on loading models
+    # Refuse before spending a minute on loading models.
+    auth = resolve_auth(cfg)
+    api_key = resolve_api_key(cfg)
     where = f"http://{cfg.host}:{cfg.port}"
     if auth:
         print(f"Starting: will serve {where} with a login ({len(auth)} user(s)).", file=sys.stderr)
     else:
         print(f"Starting: will serve {where} to this machine only (no login).", file=sys.stderr)
+    key = "with the API key in ASSISTANT_API_KEY" if api_key else "without an API key"
+    print(f"OpenAI-compatible API: {where}/v1, model {MODEL_ID}, {key}.", file=sys.stderr)
     started = time.perf_counter()
     assistant = Assistant.from_config(cfg, progress=_print_progress)
-    demo = build_app(assistant, cfg)
+    watcher = SeedsWatcher(assistant) if cfg.watch_seeds else None
+    demo = build_app(assistant, cfg, watch_status=(lambda: watcher.status) if watcher else None)
+    if watcher:
+        watcher.start()
+        print(f"Watching {cfg.seeds_dir} for changes.", file=sys.stderr)
     print(
         f"Ready in {time.perf_counter() - started:.1f} s: open {where}", file=sys.stderr, flush=True
     )
-    launch(demo, cfg, auth)
+    try:
+        launch(demo, cfg, auth, assistant=assistant, api_key=api_key)
+    finally:
+        if watcher:
+            watcher.stop()
 
 
 COMMANDS = {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve}

@@ -574,13 +574,27 @@ def test_corrupt_embedder_folder_is_an_embedder_error(tmp_path, monkeypatch):
     "host, env, said",
     [
         ("127.0.0.1", {}, "to this machine only (no login)"),
-        ("0.0.0.0", {"ASSISTANT_USERNAME": "ann", "ASSISTANT_PASSWORD": "pw"}, "with a login"),
+        (
+            "0.0.0.0",
+            {
+                "ASSISTANT_USERNAME": "ann",
+                "ASSISTANT_PASSWORD": "pw",
+                "ASSISTANT_API_KEY": "k" * 32,
+            },
+            "with a login",
+        ),
     ],
 )
 def test_serve_binds_where_configured_and_says_whether_a_login_is_needed(
     cfg, fake_models, monkeypatch, capsys, host, env, said
 ):
-    for name in ("ASSISTANT_USERNAME", "ASSISTANT_PASSWORD", "ASSISTANT_AUTH_FILE"):
+    for name in (
+        "ASSISTANT_USERNAME",
+        "ASSISTANT_PASSWORD",
+        "ASSISTANT_AUTH_FILE",
+        "ASSISTANT_API_KEY",
+        "ASSISTANT_API_KEY_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -593,6 +607,9 @@ def test_serve_binds_where_configured_and_says_whether_a_login_is_needed(
     assert err.startswith(f"Starting: will serve http://{host}:7860 {said}"), err
     assert launched["server_name"] == host and launched["share"] is False
     assert launched["auth"] == ([("ann", "pw")] if env else None)
+    paths = [route.path for route in launched["app_kwargs"]["routes"]]
+    assert "/v1/chat/completions" in paths and "/v1/models" in paths
+    assert ("without an API key" in err) is (host == "127.0.0.1")
 
 
 def test_default_host_is_loopback():
