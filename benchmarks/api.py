@@ -1,0 +1,131 @@
+"""The API's overhead over Assistant.ask: the same questions asked directly and through
+POST /v1/chat/completions of the app served by this process, plain and streamed; medians.
+
+    python benchmarks/api.py --repeats 2            # the real models on seeds/ (minutes)
+    python benchmarks/api.py --fake --repeats 30    # hashing embedder, scripted model: the
+                                                    # overhead alone (seconds)
+
+The app is the product's (server.launch: the window and the API on one port, 127.0.0.1) with
+the Assistant this process asks directly. Each round asks every question directly, then every
+question through the API, then every question streamed (to `data: [DONE]`), over one kept-alive
+HTTP connection, so no call follows one with the same prompt (llama.cpp would reuse it).
+Prints each way's median and the API's difference from the direct call (median of the paired
+differences) and ratio (of the medians).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from assistant import api, server, ui  # noqa: E402
+from assistant.config import Config  # noqa: E402
+from assistant.rag import Assistant  # noqa: E402
+
+QUESTIONS = [
+    "By what date should the rare earth deal be finalized?",
+    "Where did Rubio meet European leaders?",
+    "Who is Ukraine's foreign minister?",
+    "What did Zelensky say about a ceasefire without security guarantees?",
+    "Who hinted at the deal during a press conference?",
+    "What will the US do if there are no signs of a ceasefire?",
+]
+
+
+def fake_assistant(tmp: Path) -> Assistant:
+    """The shipped article with the test fakes: answers in milliseconds."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fakes import HashingEmbedder, ScriptedGenerator, seeded_config
+
+    def reply(messages: list[dict[str, str]]) -> str:
+        first = next(line for line in messages[-1]["content"].splitlines() if line[:1] == "[")
+        return f"{' '.join(first.split()[1:12])} [{first[1 : first.index(']')]}]."
+
+    cfg = seeded_config(tmp, answer_threshold=0.0)
+    return Assistant(cfg, HashingEmbedder(), ScriptedGenerator(reply))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fake", action="store_true", help="fake models: the overhead alone")
+    parser.add_argument("--questions", type=int, default=len(QUESTIONS))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    import httpx
+
+    tmp = Path(tempfile.mkdtemp(prefix="api-bench-"))
+    if args.fake:
+        assistant = fake_assistant(tmp)
+    else:
+        cfg = Config.from_env(seeds_dir=ROOT / "seeds", index_dir=tmp / "index")
+        assistant = Assistant.from_config(cfg)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = Config(**{**assistant.cfg.__dict__, "port": port})
+    demo = ui.build_app(assistant, cfg)
+    server.launch(demo, cfg, None, assistant=assistant, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    questions = QUESTIONS[: args.questions]
+
+    def body(question: str, stream: bool) -> dict:
+        messages = [{"role": "user", "content": question}]
+        return {"model": api.MODEL_ID, "messages": messages, "stream": stream}
+
+    with httpx.Client(timeout=600) as client:
+
+        def direct(question: str) -> str:
+            return assistant.ask(question).text
+
+        def plain(question: str) -> str:
+            response = client.post(url, json=body(question, False))
+            response.raise_for_status()
+            return response.json()["choices"][0]["message"]["content"]
+
+        def streamed(question: str) -> str:
+            with client.stream("POST", url, json=body(question, True)) as response:
+                lines = list(response.iter_lines())
+            assert lines[-2:] == ["data: [DONE]", ""] or lines[-1] == "data: [DONE]", lines[-3:]
+            return "\n".join(lines)
+
+        ways = {"direct": direct, "api": plain, "api stream": streamed}
+        # Warm up (caches, the connection, first-request paths) on the last question, so the
+        # first timed call does not follow its own prompt.
+        for way in ways.values():
+            way(questions[-1])
+        print(f"{questions[-1]!r} -> {direct(questions[-1])!r}", flush=True)
+        times: dict[str, list[float]] = {name: [] for name in ways}
+        for _ in range(args.repeats):
+            for name, way in ways.items():
+                for question in questions:
+                    started = time.perf_counter()
+                    way(question)
+                    times[name].append((time.perf_counter() - started) * 1000)
+    demo.close()
+
+    models = "fake models" if args.fake else f"{assistant.generator.name}"
+    n = len(times["direct"])
+    print(f"{models}; {len(questions)} questions x {args.repeats} repeats = {n} calls per way")
+    base = statistics.median(times["direct"])
+    print(f"direct Assistant.ask: {base:9.1f} ms p50")
+    for name in ("api", "api stream"):
+        median = statistics.median(times[name])
+        diff = statistics.median(a - d for a, d in zip(times[name], times["direct"]))
+        print(
+            f"{name + ':':21s} {median:9.1f} ms p50; difference {diff:+.1f} ms p50, "
+            f"ratio {median / base:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
