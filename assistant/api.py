@@ -53,8 +53,8 @@ DISCONNECT_POLL_S = 0.5  # how often a non-streamed request checks that its clie
 ROLES = ("system", "developer", "user", "assistant")  # system and developer turns are ignored
 
 
-class APIError(Exception):
-    """A request the API refuses: the HTTP status and OpenAI's error object."""
+class APIError(AssistantError):
+    """A request the API refuses, for its client to read: the HTTP status and OpenAI's error."""
 
     def __init__(
         self,
