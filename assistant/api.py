@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from .config import is_loopback
 from .errors import AssistantError
 from .rag import CLOSEST_NOTE, QuestionError, clean_question
 from .schema import Answer
@@ -318,8 +319,20 @@ class ChatAPI:
     # --- access ------------------------------------------------------------------------
 
     def check_key(self, request: Request) -> None:
-        """APIError unless the request carries the API key (when one is set)."""
+        """APIError unless the request carries the API key, or, without a key, names this machine.
+
+        Without a key the server is on loopback; a Host that is not a loopback name is a web
+        page's request through a rebound DNS name, which must not read the documents.
+        """
         if self._key is None:
+            if not is_loopback(_host_name(request.headers.get("host", ""))):
+                raise APIError(
+                    403,
+                    "Without an API key this API answers only requests addressed to this "
+                    "machine (Host: 127.0.0.1 or localhost); set ASSISTANT_API_KEY to serve "
+                    "other names.",
+                    code="forbidden_host",
+                )
             return
         address = request.client.host if request.client else "unknown"
         if self._throttle is not None:
@@ -383,6 +396,16 @@ class ChatAPI:
     async def chat_completions(self, request: Request) -> Response:
         try:
             self.check_key(request)
+            # JSON only: a web page cannot send it to another site without CORS preflight,
+            # which this server refuses to foreign pages on loopback.
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                raise APIError(
+                    415,
+                    "Send the request body as JSON, with the header "
+                    "'Content-Type: application/json'.",
+                    code="unsupported_media_type",
+                )
             chat = parse_request(await _read_body(request))
             if self._open >= self._max_open:
                 raise APIError(
@@ -506,6 +529,14 @@ class ChatAPI:
             "completion_tokens": completion_tokens,
             "total_tokens": prompt + completion_tokens,
         }
+
+
+def _host_name(header: str) -> str:
+    """The name in a Host header: "127.0.0.1:7860" -> 127.0.0.1, "[::1]:7860" -> ::1."""
+    header = header.strip()
+    if header.startswith("["):
+        return header[1 : header.find("]")]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 def _model_card() -> dict[str, Any]:

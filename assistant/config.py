@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,16 @@ from .generation import engine_choices
 
 class ConfigError(AssistantError):
     """A setting has a value the assistant cannot use; the message says which and how to fix it."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether host (a `host` setting, or a Host header's name) is this machine only."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def default_cache_dir() -> Path:

@@ -9,7 +9,6 @@ and every response carries CONTENT_SECURITY_POLICY.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 import threading
@@ -22,7 +21,7 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 
 from .api import ChatAPI
-from .config import Config, ConfigError
+from .config import Config, ConfigError, is_loopback
 from .ui import page
 
 if TYPE_CHECKING:
@@ -31,16 +30,6 @@ if TYPE_CHECKING:
     from .rag import Assistant
 
 API_KEY_MIN_CHARS = 16
-
-
-def is_loopback(host: str) -> bool:
-    """Whether host only accepts connections from this machine."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def resolve_auth(cfg: Config, env: dict[str, str] | None = None) -> list[tuple[str, str]] | None:

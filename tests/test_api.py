@@ -398,3 +398,16 @@ def test_history_pairs_each_question_with_its_reply():
     chat = api.parse_request(json.dumps(body).encode())
     assert chat.question == "Third?" and chat.history == (("First?", "One [1]."), ("Second?", ""))
     assert not chat.stream
+
+
+def test_requests_a_web_page_could_make_are_refused_without_a_key(shared):
+    """A page cannot post JSON cross-site without a preflight, nor reach loopback by a name."""
+    body = {"model": api.MODEL_ID, "messages": [{"role": "user", "content": QUESTION}]}
+    url = shared.url + "/v1/chat/completions"
+    form = httpx.post(url, content=json.dumps(body), headers={"Content-Type": "text/plain"})
+    assert form.status_code == 415 and form.json()["error"]["code"] == "unsupported_media_type"
+    # DNS rebinding: evil.example resolved to 127.0.0.1, so the request names it as its host.
+    rebound = httpx.post(url, json=body, headers={"Host": "evil.example:7860"})
+    assert rebound.status_code == 403 and rebound.json()["error"]["code"] == "forbidden_host"
+    for host in ("localhost:7860", "127.0.0.1", "[::1]:7860"):
+        assert httpx.get(shared.url + "/v1/models", headers={"Host": host}).status_code == 200
