@@ -235,6 +235,7 @@ def build_app(
                 line,
                 queue=False,
                 show_progress="hidden",
+                api_visibility="undocumented",
             )
         with gr.Tab("Chat"):
             with gr.Row():
