@@ -1,16 +1,18 @@
 """The API's overhead over Assistant.ask: the same questions asked directly and through
 POST /v1/chat/completions of the app served by this process, plain and streamed; medians.
 
-    python benchmarks/api.py --repeats 2            # the real models on seeds/ (minutes)
+    python benchmarks/api.py --repeats 3            # the real models on seeds/ (minutes)
     python benchmarks/api.py --fake --repeats 30    # hashing embedder, scripted model: the
                                                     # overhead alone (seconds)
 
 The app is the product's (server.launch: the window and the API on one port, 127.0.0.1) with
-the Assistant this process asks directly. Each round asks every question directly, then every
-question through the API, then every question streamed (to `data: [DONE]`), over one kept-alive
-HTTP connection, so no call follows one with the same prompt (llama.cpp would reuse it).
-Prints each way's median and the API's difference from the direct call (median of the paired
-differences) and ratio (of the medians).
+the Assistant this process asks directly. The ways take turns question by question (direct,
+API, API streamed to `data: [DONE]`, then direct again...), shifted by one each round, so a
+slower or busier stretch of the machine falls on all three alike, and no call follows one with
+the same prompt (llama.cpp would reuse it); over 3 rounds each way asks each question once.
+HTTP goes over one kept-alive connection. Prints each way's median, the API's difference from
+the direct call (median over questions of the per-question median differences) and the ratio
+of the medians.
 """
 
 from __future__ import annotations
@@ -104,27 +106,33 @@ def main() -> None:
         for way in ways.values():
             way(questions[-1])
         print(f"{questions[-1]!r} -> {direct(questions[-1])!r}", flush=True)
-        times: dict[str, list[float]] = {name: [] for name in ways}
-        for _ in range(args.repeats):
-            for name, way in ways.items():
-                for question in questions:
-                    started = time.perf_counter()
-                    way(question)
-                    times[name].append((time.perf_counter() - started) * 1000)
+        names = list(ways)
+        times: dict[str, dict[int, list[float]]] = {name: {} for name in names}
+        for round_ in range(args.repeats):
+            for i, question in enumerate(questions):
+                name = names[(i + round_) % len(names)]
+                started = time.perf_counter()
+                ways[name](question)
+                times[name].setdefault(i, []).append((time.perf_counter() - started) * 1000)
     demo.close()
 
     models = "fake models" if args.fake else f"{assistant.generator.name}"
-    n = len(times["direct"])
-    print(f"{models}; {len(questions)} questions x {args.repeats} repeats = {n} calls per way")
-    base = statistics.median(times["direct"])
+    calls = {name: [t for ts in times[name].values() for t in ts] for name in names}
+    print(
+        f"{models}; {len(questions)} questions x {args.repeats} rounds, "
+        f"{len(calls['direct'])} calls per way"
+    )
+    base = statistics.median(calls["direct"])
     print(f"direct Assistant.ask: {base:9.1f} ms p50")
     for name in ("api", "api stream"):
-        median = statistics.median(times[name])
-        diff = statistics.median(a - d for a, d in zip(times[name], times["direct"]))
-        print(
-            f"{name + ':':21s} {median:9.1f} ms p50; difference {diff:+.1f} ms p50, "
-            f"ratio {median / base:.3f}"
-        )
+        median = statistics.median(calls[name])
+        diffs = [
+            statistics.median(times[name][i]) - statistics.median(times["direct"][i])
+            for i in times[name]
+            if i in times["direct"]
+        ]
+        diff = f"difference {statistics.median(diffs):+.1f} ms p50, " if diffs else ""
+        print(f"{name + ':':21s} {median:9.1f} ms p50; {diff}ratio {median / base:.3f}")
 
 
 if __name__ == "__main__":
