@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 MODEL_ID = "local-doc-assistant"  # the one model /v1/models lists and requests must name
 MAX_REQUEST_BYTES = 256 * 1024  # a whole request body; a long conversation is a few kB
-CONCURRENCY = 4  # answers worked on at once, as the window's queue (ui.CHAT_CONCURRENCY)
+CONCURRENCY = 4  # answers worked on at once (server.launch passes the window's number)
 MAX_WAITING = 64  # requests waiting for a turn beyond those, as the window's queue; then 429
 KEEPALIVE_S = 5.0  # a stream sends an SSE comment this often while the answer is worked on
 DISCONNECT_POLL_S = 0.5  # how often a non-streamed request checks that its client is still there

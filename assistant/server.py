@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 
 from .api import ChatAPI
 from .config import Config, ConfigError, is_loopback
-from .ui import page
+from .ui import CHAT_CONCURRENCY, page
 
 if TYPE_CHECKING:
     from gradio import Blocks
@@ -243,7 +243,9 @@ def launch(
     middleware = [Middleware(ContentSecurityPolicy), Middleware(throttle.middleware)]
     app_kwargs: dict[str, Any] = {"middleware": middleware}
     if assistant is not None:
-        app_kwargs["routes"] = ChatAPI(assistant, api_key, LoginThrottle()).routes()
+        # As many answers at once as the window's chat queue runs.
+        api = ChatAPI(assistant, api_key, LoginThrottle(), concurrency=CHAT_CONCURRENCY)
+        app_kwargs["routes"] = api.routes()
     return demo.launch(
         server_name=cfg.host,
         server_port=cfg.port,
