@@ -31,6 +31,10 @@ _LEANS_BACK = re.compile(
 _DATELINE_ONLY = re.compile(rf"^\W*{DATE}\W*$")
 _DATE = re.compile(rf"\b{DATE}\b")
 _PRONOUN = re.compile(r"\b(he|she|they|him|her|them|his|their|its|it)\b", re.I)
+# A sentence that ends in a label ("... ; Director.") whose value is the next sentence: the two
+# are one unit ("Director. Justin Kurzel ; ..."). A lone date after a short sentence is that
+# sentence's value too ("Release date. December 1, 2017 ...").
+_ENDS_IN_LABEL = re.compile(r"[;·|:]\s*[^\W\d][\w'’-]*(?:\s+[a-z][\w'’-]*){0,2}\s*[.:]$")
 MIN_WORDS = 4  # a shorter sentence gets the one before it as context
 
 
@@ -92,9 +96,22 @@ def select(
     names = {t for t in key_terms(question) if not t[0].isdigit()}
     for p, hit in enumerate(hits):
         text = hit.chunk.text
+        every = spans(text)
+        # A label's value ("Release date." then "December 1, 2017 ...") joins the label first.
+        joined: list[tuple[int, int]] = []
+        for i, (a, b) in enumerate(every):
+            before = text[every[i - 1][0] : every[i - 1][1]] if i else ""
+            value = before and (
+                _ENDS_IN_LABEL.search(before)
+                or (len(before.split()) < MIN_WORDS and _DATELINE_ONLY.match(text[a:b]))
+            )
+            if value and joined[-1] == every[i - 1]:
+                joined[-1] = (joined[-1][0], b)  # one label, one value: joins never chain
+            else:
+                joined.append((a, b))
         sents = [
             (a, b)
-            for a, b in spans(text)
+            for a, b in joined
             if not _DATELINE_ONLY.match(text[a:b]) and re.search(r"\w", text[a:b])
         ]
         for i, (a, b) in enumerate(sents):

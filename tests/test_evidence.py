@@ -212,3 +212,15 @@ def test_a_quote_whose_speaker_is_named_just_before_takes_that_sentence_along():
     q = "What did Zelensky say about a ceasefire?"
     units = evidence.select(q, [hit], HashingEmbedder().embed)
     assert any(u.text == hit.chunk.text for u in units)
+
+
+def test_a_label_and_its_value_make_one_unit():
+    hit = _hit(
+        "Who's making Assassin's Creed: Crew List ; Director. Justin Kurzel ; Screenwriters. "
+        "Bill Collage. Xenoblade Chronicles 2 Bundle ... Release date. December 1, 2017 ..."
+    )
+    units = evidence.select("Who directed it?", [hit], HashingEmbedder().embed, limit=9)
+    texts = [u.text for u in units]
+    assert "Release date. December 1, 2017 ..." in " ".join(texts)
+    assert any("Director. Justin Kurzel" in t for t in texts)
+    assert all(hit.chunk.text[u.start : u.end] == u.text for u in units)
