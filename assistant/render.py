@@ -182,6 +182,13 @@ def _highlight(text: str, quotes: Iterable[tuple[str, bool]]) -> str:
     return "".join(out)
 
 
+def date_label(date: str | None, file_date: str | None) -> str:
+    """The date a document states, else its file's date labelled as such, else ""."""
+    if date:
+        return date
+    return f"file date {file_date}" if file_date else ""
+
+
 def _where(hit: Hit) -> str:
     c = hit.chunk
     parts = [f"paragraph {c.paragraph}"]
@@ -213,7 +220,8 @@ def _card(answer: Answer, turn: int, n: int, selected: bool) -> str:
     # The cited sentence is marked strongly, the other evidence shown to the model lightly.
     quotes = [(x.quote, True) for x in answer.citations if x.n == n]
     quotes += [(u.text, False) for u in answer.evidence if u.passage == n]
-    date = f" · {escape(c.date)}" if c.date else ""
+    dated = date_label(c.date, c.file_date)
+    date = f" · {escape(dated)}" if dated else ""
     cls = "src-card selected" if selected else "src-card"
     return (
         f'<div class="{cls}" id="src-{turn}-{n}">'
@@ -282,7 +290,8 @@ def render_documents(documents: Sequence[IndexedDocument]) -> str:
             f"({escape(' '.join(SUFFIXES))}) and press <b>Rebuild index</b>.</p>"
         )
     rows = "".join(
-        f"<tr><td>{escape(d.get('title'))}</td><td>{escape(d.get('date') or '')}</td>"
+        f"<tr><td>{escape(d.get('title'))}</td>"
+        f"<td>{escape(date_label(d.get('date'), d.get('file_date')))}</td>"
         f"<td>{escape(d.get('passages'))}</td><td><code>{escape(d.get('id'))}</code></td></tr>"
         for d in documents
     )

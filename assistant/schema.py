@@ -13,9 +13,10 @@ class Document:
     id: str
     title: str
     text: str
-    date: str | None = None
+    date: str | None = None  # as the document states it (metadata, a dateline), else None
     # Offset where each PDF page starts (page n at page_starts[n-1]); empty for other formats.
     page_starts: tuple[int, ...] = ()
+    file_date: str | None = None  # the file's modification day (ISO), shown without a `date`
 
 
 class IndexedDocument(TypedDict):
@@ -24,6 +25,7 @@ class IndexedDocument(TypedDict):
     id: str
     title: str
     date: str | None
+    file_date: str | None
     passages: int
 
 
@@ -40,6 +42,7 @@ class Chunk:
     title: str
     date: str | None = None
     page: int | None = None
+    file_date: str | None = None  # never shown to the model: the file's date, not the text's
 
 
 @dataclass(frozen=True)

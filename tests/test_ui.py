@@ -67,8 +67,9 @@ def test_chat_streams_tokens_then_shows_cited_passage(cfg):
     assert 'class="timings"' in final and "first token" in final
     assert f'id="src-1-{n}"' in sources
     assert "<mark>The goal is to finalize the deal by April 26.</mark>" in sources
-    assert "Rubio" in sources  # the card's title
-    assert "paragraph" in sources
+    # The card's title is the article's first line, its date the file's (the text has none).
+    assert "US Secretary of State Marco Rubio has questioned" in sources
+    assert "file date 2" in sources and "paragraph" in sources
     assert "retrieval" in status and "total" in status and "tokens/s" in status
 
 
@@ -304,7 +305,8 @@ def test_rebuild_updates_document_list(cfg, tmp_path):
     summary = ui.rebuild_index(assistant, lambda f, m: steps.append((f, m)))
     assert "1 added" in summary and steps and steps[-1][0] == 1.0
     assert [d["id"] for d in assistant.documents()] == [ARTICLE, "storm.md"]
-    assert "Storm warning" in render.render_documents(assistant.documents())
+    table = render.render_documents(assistant.documents())
+    assert "Storm warning" in table and "US Secretary of State" in table and "file date" in table
     assert "2 documents indexed." in render.render_documents(assistant.documents())
     assert "1 document indexed." in render.render_documents(assistant.documents()[:1])
     _, sources, _, _ = run(assistant, "Which ferries were cancelled?")[-1]
