@@ -31,7 +31,16 @@ CSS = """
 .answer-marker { font-weight: 600; text-decoration: none; }
 .evidence { margin-top: .5em; font-size: .9em; opacity: .8; }
 .evidence ol { margin: .3em 0 0 1.2em; padding: 0; }
-.timings { display: block; margin-top: .4em; font-size: .78em; opacity: .65; }
+.progress { display: flex; align-items: center; gap: .4em; font-size: .9em; opacity: .85;
+  margin-bottom: .3em; }
+.progress .pulse { width: .6em; height: .6em; border-radius: 50%; flex: none;
+  background: var(--color-accent); animation: pulse 1.2s ease-in-out infinite; }
+@keyframes pulse { 0%, 100% { opacity: .25; transform: scale(.8); }
+  50% { opacity: 1; transform: scale(1.15); } }
+@media (prefers-reduced-motion: reduce) { .progress .pulse { animation-duration: 3s; } }
+.progress .elapsed { font-variant-numeric: tabular-nums; }
+details.timings { margin-top: .4em; font-size: .78em; opacity: .75; }
+details.timings summary { cursor: pointer; }
 #sources .src-card { border: 1px solid var(--border-color-primary); border-radius: 8px;
   padding: .6em .8em; margin: 0 0 .7em 0; }
 #sources .src-card.selected, #sources .src-card.flash { outline: 2px solid var(--color-accent); }
@@ -139,23 +148,70 @@ def format_timings(timings: dict[str, float]) -> str:
     return " · ".join(parts)
 
 
-def render_answer(answer: Answer, turn: int, final: bool = True) -> str:
-    """The chat bubble of an answer: escaped text with [n] links; while it is being written,
-    the evidence the model is reading below it (the first update shows only that)."""
+def format_elapsed(seconds: float) -> str:
+    """Whole seconds as a counter reads them: '7 s', '1 min 05 s'."""
+    whole = max(0, int(seconds))
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
+
+
+def progress_label(answer: Answer | None, ahead: int = 0, stopping: bool = False) -> str:
+    """The stage an answer in progress is in, in words: queued, finding evidence, reading, writing.
+
+    >>> progress_label(None, ahead=2)
+    'Queued: 2 questions ahead of yours'
+    """
+    if stopping:
+        return "Stopping…"
+    if ahead:
+        return f"Queued: {plural(ahead, 'question')} ahead of yours"
+    if answer is None or not answer.evidence:
+        return "Finding evidence in the documents"
+    if not answer.text:
+        passages = len({u.passage for u in answer.evidence})
+        return (
+            f"Reading {plural(len(answer.evidence), 'sentence')} from {plural(passages, 'passage')}"
+        )
+    return "Writing the answer"
+
+
+def render_progress(label: str, elapsed_s: float) -> str:
+    """The live line at the top of an answer in progress: a moving dot, the stage, the time."""
+    return (
+        '<div class="progress" role="status"><span class="pulse" aria-hidden="true"></span>'
+        f'<span class="stage">{escape(label)}</span> · '
+        f'<span class="elapsed">{format_elapsed(elapsed_s)}</span></div>'
+    )
+
+
+def render_answer(answer: Answer | None, turn: int, progress: str = "") -> str:
+    """The chat bubble of an answer.
+
+    While it is being written (`progress`: render_progress's line) the bubble shows that line,
+    the text so far and the evidence the model is reading; once final, the checked text with
+    [n] links and its timings folded in a details toggle.
+    """
+    if answer is None:
+        return progress
     body = _link_markers(escape(answer.text), turn, len(answer.passages))
     body = body.replace("\n", "<br>")  # the chat shows HTML, not Markdown (render_markdown=False)
-    if not final and answer.evidence:
-        items = "".join(
-            f"<li>{_link_markers(escape(f'[{u.passage}]'), turn, len(answer.passages))} "
-            f"{escape(' '.join(u.text.split()))}</li>"
-            for u in answer.evidence
-        )
+    if progress:
+        body = progress + body
+        if answer.evidence:
+            items = "".join(
+                f"<li>{_link_markers(escape(f'[{u.passage}]'), turn, len(answer.passages))} "
+                f"{escape(' '.join(u.text.split()))}</li>"
+                for u in answer.evidence
+            )
+            body += (
+                '<div class="evidence"><b>Evidence found</b> (not an answer yet: the model is '
+                f"reading these sentences)<ol>{items}</ol></div>"
+            )
+        return body
+    if answer.timings:
         body += (
-            '<div class="evidence"><b>Evidence found</b> (not an answer yet: the model is '
-            f"reading these sentences)<ol>{items}</ol></div>"
+            '<details class="timings"><summary>Timings</summary>'
+            f"{escape(format_timings(answer.timings))}</details>"
         )
-    if final and answer.timings:
-        body += f'<span class="timings">{escape(format_timings(answer.timings))}</span>'
     return body
 
 

@@ -9,6 +9,7 @@ never run, and the chat shows it as HTML, never as Markdown.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,10 +30,11 @@ from .render import (
     HEAD,
     escape,
     escape_markdown,
-    format_timings,
     passage_choices,
+    progress_label,
     render_answer,
     render_documents,
+    render_progress,
     render_sources,
 )
 from .schema import Answer, IndexedDocument
@@ -54,7 +56,11 @@ SHIPPED_EXAMPLES = (
     "What did Rubio say the US would do if no ceasefire seemed possible?",
     "What did Zelensky say about a ceasefire without security guarantees?",
 )
-CHAT_CONCURRENCY = 4  # streams served at once; more wait in the queue
+# Chat streams Gradio serves at once: one is answered, the others wait in the window's Line,
+# where they show their place; beyond this they wait in Gradio's queue.
+CHAT_CONCURRENCY = 16
+TICK_S = 1.0  # an answer in progress updates its stage and clock at least this often
+BUSY = "An answer is still being written: wait for it, or press Stop first."
 STOP_GRACE_S = 3.0  # after Stop, how long the stream may take to finish before it is cancelled
 
 
@@ -67,12 +73,16 @@ def respond(
     history: Sequence[Message] | None,
     answers: Sequence[Answer] = (),
     stop: threading.Event | None = None,
+    line: Line | None = None,
 ) -> Iterator[tuple[list[Message], str, str, list[Answer]]]:
     """Answer one chat message, yielding (chat history, sources html, status line, answers).
 
-    The chat history grows a user and an assistant message whose text follows the stream; the
-    last update carries the final answer with its citations checked and its timings.
+    The chat history grows a user and an assistant message. Until the answer is final the
+    assistant message shows its stage (queued in `line`, finding evidence, reading, writing) and
+    the seconds since the question came, updated at least every TICK_S; the last update carries
+    the final answer with its citations checked and its timings.
     """
+    started = time.monotonic()
     history = [dict(m) for m in history or ()]
     answers = list(answers)
     # The conversation the model sees is the Answers kept in state, never the page's HTML.
@@ -90,14 +100,17 @@ def respond(
         yield history, sources, "No documents are indexed yet.", answers
         return
     turn = len(answers) + 1
-    history += [asked, {"role": "assistant", "content": "…"}]
-    yield list(history), sources, "Searching the documents…", answers
+    stop = stop or threading.Event()
+    work = _Answering(assistant, question, pairs, stop, line)
     answer: Answer | None = None
+    history += [asked, {"role": "assistant", "content": ""}]
     try:
-        for answer in assistant.stream(question, pairs, stop=stop):
-            history[-1] = {"role": "assistant", "content": render_answer(answer, turn, final=False)}
-            status = "Answering…" if answer.text else "Evidence found; the model is reading it…"
-            yield list(history), render_sources([*answers, answer]), status, answers
+        for answer in work.updates():
+            label = progress_label(answer, work.ahead(), stopping=stop.is_set())
+            bubble = render_answer(answer, turn, render_progress(label, time.monotonic() - started))
+            history[-1] = {"role": "assistant", "content": bubble}
+            shown = render_sources([*answers, answer]) if answer is not None else sources
+            yield list(history), shown, "", answers
     except QuestionError as e:
         history = history[:-2]
         yield history, sources, f"⚠ {e}", answers
@@ -108,12 +121,135 @@ def respond(
         history[-1] = {"role": "assistant", "content": failed}
         yield history, sources, f"⚠ answering failed: {escape_markdown(reason)}", answers
         return
-    if answer is None:
+    finally:
+        work.close()
+    if answer is None:  # stopped while it waited for its turn
+        history[-1] = {"role": "assistant", "content": "Stopped before the answer was started."}
+        yield history, sources, "Stopped.", answers
         return
     answers.append(answer)
     history[-1] = {"role": "assistant", "content": render_answer(answer, turn)}
-    stopped = " (stopped)" if stop is not None and stop.is_set() else ""
-    yield history, render_sources(answers), format_timings(answer.timings) + stopped, answers
+    stopped = "Stopped: the part written so far was checked and kept." if stop.is_set() else ""
+    yield history, render_sources(answers), stopped, answers
+
+
+class Line:
+    """Questions of the window take the model one at a time, in the order they came.
+
+    The model answers one request at a time anyway (its engine holds a lock); the line makes
+    the wait visible: each waiting question knows how many are ahead of it.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[object] = []
+
+    def join(self) -> object:
+        """A ticket at the end of the line."""
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+        return ticket
+
+    def ahead(self, ticket: object) -> int:
+        """How many questions are before this ticket (0 once it is its turn or it left)."""
+        with self._cond:
+            return self._queue.index(ticket) if ticket in self._queue else 0
+
+    def wait(self, ticket: object, stop: threading.Event) -> bool:
+        """Block until it is the ticket's turn (True), or stop is set first (False)."""
+        with self._cond:
+            while self._queue and self._queue[0] is not ticket:
+                if stop.is_set():
+                    return False
+                self._cond.wait(0.1)
+            return True
+
+    def leave(self, ticket: object) -> None:
+        with self._cond:
+            if ticket in self._queue:
+                self._queue.remove(ticket)
+            self._cond.notify_all()
+
+
+class _Answering:
+    """Assistant.stream run in a worker thread, so the window can tick while the model is silent.
+
+    updates() yields None while the question waits for its turn or for the evidence, then each
+    Answer of the stream; at least every TICK_S it yields the latest again. The worker runs at
+    most one update ahead of the reader (a queue of one), and ends when the reader goes away.
+    """
+
+    def __init__(
+        self,
+        assistant: Assistant,
+        question: str,
+        pairs: list[tuple[str, str]],
+        stop: threading.Event,
+        line: Line | None,
+    ) -> None:
+        self._items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+        self._gone = threading.Event()
+        self._ended = False  # the worker said it is done (or failed)
+        self._stop = stop
+        self._line = line
+        self._ticket = line.join() if line is not None else None
+        self._thread = threading.Thread(
+            target=self._run, args=(assistant, question, pairs), name="answer", daemon=True
+        )
+        self._thread.start()
+
+    def ahead(self) -> int:
+        if self._line is None or self._ticket is None:
+            return 0
+        return self._line.ahead(self._ticket)
+
+    def _run(self, assistant: Assistant, question: str, pairs: list[tuple[str, str]]) -> None:
+        try:
+            if self._line is not None and not self._line.wait(self._ticket, self._stop):
+                return
+            for answer in assistant.stream(question, pairs, stop=self._stop):
+                if not self._put(("answer", answer)):
+                    return
+        except BaseException as e:  # handed to the reader's thread, which explains it
+            self._put(("error", e))
+        finally:
+            if self._line is not None:
+                self._line.leave(self._ticket)
+            self._put(("done", None))
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._gone.is_set():
+            try:
+                self._items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def updates(self) -> Iterator[Answer | None]:
+        latest: Answer | None = None
+        yield latest
+        while True:
+            try:
+                kind, value = self._items.get(timeout=TICK_S)
+            except queue.Empty:
+                yield latest  # nothing new: the same stage, a later time
+                continue
+            if kind == "done":
+                self._ended = True
+                return
+            if kind == "error":
+                self._ended = True
+                raise value
+            latest = value
+            yield latest
+
+    def close(self) -> None:
+        """The reader is gone (finished, failed or cancelled): let the worker end."""
+        if not self._ended:
+            self._stop.set()
+        self._gone.set()
 
 
 class StopSignals:
@@ -137,6 +273,11 @@ class StopSignals:
                 self._running.pop(session, None)
             if self._events.get(session) is event:
                 del self._events[session]
+
+    def busy(self, session: str) -> bool:
+        """Whether a stream of this session is running."""
+        with self._lock:
+            return session in self._running
 
     def stop(self, session: str, wait_s: float = 0.0) -> bool:
         """Ask the session's stream to stop; wait up to wait_s for it to end. True if it ended."""
@@ -212,6 +353,7 @@ def _chat_view(assistant: Assistant) -> tuple[str, list[ExampleMessage] | None, 
 def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
     """The Gradio Blocks: chat + sources tab, documents tab. Nothing is launched here."""
     stops = StopSignals()
+    line = Line()
     placeholder, examples, banner = _chat_view(assistant)
 
     with gr.Blocks(title="Document assistant", analytics_enabled=False) as demo:
@@ -245,7 +387,7 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                     )
                     with gr.Row():
                         send = gr.Button("Send", variant="primary", elem_id="send")
-                        stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                        stop = gr.Button("Stop", variant="stop", elem_id="stop", interactive=False)
                         new_chat = gr.Button("New chat", elem_id="new-chat")
                     status = gr.Markdown("", elem_id="status")
                 with gr.Column(scale=2):
@@ -286,10 +428,24 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
 
         def on_ask(message, history, past, request: gr.Request):
             session = getattr(request, "session_hash", None) or "anonymous"
+            skip = gr.skip()
+            if stops.busy(session):  # Enter pressed while Send is off
+                yield (message, skip, skip, BUSY, skip, skip, skip, skip)
+                return
             event = stops.start(session)
+            shown = -1
+            last: tuple[Any, ...] = (skip,) * 5
             try:
-                for hist, src, line, new in respond(assistant, message, history, past, event):
-                    yield "", hist, src, line, new, _selector_update(new)
+                updates = respond(assistant, message, history, past, event, line)
+                for i, (hist, src, status_line, new) in enumerate(updates):
+                    # The selector changes only with the answers, so a choice survives the ticks.
+                    selector_update = _selector_update(new) if len(new) != shown else skip
+                    shown = len(new)
+                    last = ("", hist, src, status_line, new)
+                    busy = _busy_buttons(True) if i == 0 else (skip, skip)
+                    yield (*last, selector_update, *busy)
+                # The last update again, with Send back on (API clients read this one).
+                yield (*last, skip, *_busy_buttons(False))
             finally:
                 event.set()  # also when the stream is cancelled or the browser leaves
                 stops.finish(session, event)
@@ -297,6 +453,7 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
         def on_stop(request: gr.Request):
             session = getattr(request, "session_hash", None) or "anonymous"
             stops.stop(session, wait_s=STOP_GRACE_S)
+            return _busy_buttons(False)
 
         def on_example(evt: gr.SelectData):
             value = evt.value if isinstance(evt.value, dict) else {}
@@ -307,7 +464,14 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
 
         def on_new_chat(request: gr.Request):
             stops.stop(getattr(request, "session_hash", None) or "anonymous")
-            return [], render_sources([]), "", [], gr.update(choices=[], value=None)
+            cleared: tuple[Any, ...] = (
+                [],
+                render_sources([]),
+                "",
+                [],
+                gr.update(choices=[], value=None),
+            )
+            return (*cleared, *_busy_buttons(False))
 
         def on_add(files):
             pairs = [
@@ -340,7 +504,7 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
             )
 
         ask_inputs = [question, chatbot, answers]
-        ask_outputs = [question, chatbot, sources, status, answers, selector]
+        ask_outputs = [question, chatbot, sources, status, answers, selector, send, stop]
         ask: dict[str, Any] = dict(
             fn=on_ask,
             inputs=ask_inputs,
@@ -353,14 +517,14 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
         click_event = send.click(**ask)
         example_event = chatbot.example_select(on_example, None, question).then(**ask)
         chats = [submit_event, click_event, example_event]
-        stop.click(on_stop, None, None, concurrency_limit=None, queue=False).then(
+        stop.click(on_stop, None, [send, stop], concurrency_limit=None, queue=False).then(
             None, None, None, cancels=chats
         )
         for reset in (new_chat.click, chatbot.clear):  # the button and the chat's bin icon
             reset(
                 on_new_chat,
                 None,
-                [chatbot, sources, status, answers, selector],
+                [chatbot, sources, status, answers, selector, send, stop],
                 cancels=chats,
                 concurrency_limit=None,
                 queue=False,
@@ -377,6 +541,11 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
         )
         demo.load(_refresh, None, [documents_html, to_remove, chatbot, index_banner])
     return demo
+
+
+def _busy_buttons(busy: bool) -> tuple[Any, Any]:
+    """(Send, Stop) updates: while an answer is written only Stop can be pressed."""
+    return gr.update(interactive=not busy), gr.update(interactive=busy)
 
 
 def _selector_update(answers: Sequence[Answer]) -> Any:

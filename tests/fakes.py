@@ -7,6 +7,7 @@ import hashlib
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -71,6 +72,25 @@ class ScriptedGenerator:
         for i, piece in enumerate(re.findall(r"\S+\s*", text)):
             if i >= max_new_tokens or (stop is not None and stop.is_set()):
                 return
+            yield piece
+
+
+class SilentGenerator(ScriptedGenerator):
+    """The scripted model, silent for `delay_s` before it answers (as a real one reading its
+    prompt) and `token_s` between words; a follow-up rewrite comes at once."""
+
+    def __init__(self, reply, delay_s: float, token_s: float = 0.0) -> None:
+        super().__init__(reply)
+        self.delay_s = delay_s
+        self.token_s = token_s
+
+    def stream(self, messages, max_new_tokens=256, stop=None):
+        rewrite = "Follow-up" in messages[-1]["content"]
+        if not rewrite:
+            time.sleep(self.delay_s)
+        for piece in super().stream(messages, max_new_tokens, stop):
+            if not rewrite:
+                time.sleep(self.token_s)
             yield piece
 
 

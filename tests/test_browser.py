@@ -2,6 +2,7 @@
 
 The `real` test starts `python app.py` with the real models (pytest -m browser -s; the first run
 converts the model once: minutes); the others serve the app in-process with fakes (seconds).
+Screenshots of the main states go to artifacts/ (git-ignored), to look at after a run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator, passage_number, seeded_config
+from fakes import (
+    HashingEmbedder,
+    ScriptedGenerator,
+    SilentGenerator,
+    passage_number,
+    seeded_config,
+)
 
 from assistant import ui
 from assistant.config import Config
@@ -268,3 +275,94 @@ def test_answer_and_passage_never_load_remote_resources(tmp_path, recorder):
         assert f"![p]({base}/md.png?data=4471)" in text and f"<img src={base}/raw.png" in text
     assert counts == [0, 0, 0, 0]
     assert blocked == [], f"the page needed something its policy forbids: {blocked}"
+
+
+# --- the window with fakes: one app and one Chromium for these tests -----------------------
+
+DEAL_QUESTION = "By what date is the rare earth deal meant to be finalised?"
+
+
+def _deal_reply(messages) -> str:
+    if "Follow-up" in messages[-1]["content"]:
+        return "Who hinted at the rare earth deal?"
+    return f"The goal is to finalize the deal by April 26 [{passage_number(messages, 'April 26')}]."
+
+
+@pytest.fixture(scope="module")
+def window(tmp_path_factory):
+    """The app served in-process with a hashing embedder and a scripted model that is silent for
+    a few seconds before it answers (as a real one reading), and one headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    tmp = tmp_path_factory.mktemp("window")
+    cfg = seeded_config(tmp, port=_free_port())
+    assistant = Assistant(cfg, HashingEmbedder(), SilentGenerator(_deal_reply, 2.5, 0.05))
+    demo = ui.build_app(assistant, cfg)
+    launch(demo, cfg, None, prevent_thread_lock=True, quiet=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                yield browser, f"http://127.0.0.1:{cfg.port}/", cfg
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+
+
+@pytest.fixture()
+def page(window, request):
+    """A fresh page at 1400x1000 that may use the clipboard; a screenshot if the test fails."""
+    browser, url, _ = window
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url.rstrip("/"))
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#question textarea", timeout=60_000)
+    yield page
+    report = getattr(request.node, "report_call", None)  # set by conftest's hook
+    if report is not None and report.failed:
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"), full_page=True)
+    context.close()
+
+
+def ask(page, question: str = DEAL_QUESTION) -> None:
+    page.fill("#question textarea", question)
+    page.click("#send")
+
+
+def wait_for_answer(page, turn: int = 1) -> None:
+    """Until answer `turn` is final (its timings are folded under it)."""
+    page.wait_for_selector(f"#chat .bot >> nth={turn - 1} >> details.timings", timeout=30_000)
+
+
+def test_progress_is_live_and_send_waits_for_the_answer(page):
+    ask(page)
+    stage = page.locator("#chat .progress .stage").last
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#chat .progress .stage')]"
+        ".some(e => e.textContent.startsWith('Reading'))",
+        timeout=15_000,
+    )
+    assert page.locator("#send").is_disabled() and page.locator("#stop").is_enabled()
+    assert (
+        page.locator("#chat .progress .pulse").last.evaluate(
+            "e => getComputedStyle(e).animationName"
+        )
+        == "pulse"
+    )
+    first = page.locator("#chat .progress .elapsed").last.inner_text()
+    page.wait_for_function(
+        f"() => {{ const e = [...document.querySelectorAll('#chat .progress .elapsed')].pop();"
+        f" return e && e.textContent !== {first!r}; }}",
+        timeout=5_000,
+    )
+    assert "sentence" in stage.inner_text() and "passage" in stage.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "window-progress.png"))
+    wait_for_answer(page)
+    assert page.locator("#chat .progress").count() == 0
+    assert page.locator("#send").is_enabled() and page.locator("#stop").is_disabled()
+    timings = page.locator("#chat details.timings").last
+    assert not timings.evaluate("e => e.open") and "total" in timings.text_content()
+    page.screenshot(path=str(ARTIFACTS / "window-answer.png"))

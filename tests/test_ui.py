@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from pathlib import Path
 
 import gradio as gr
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator, passage_number
+from fakes import HashingEmbedder, ScriptedGenerator, SilentGenerator, passage_number
 
 import app
 from assistant import library, render, server, ui
@@ -70,17 +71,23 @@ def test_chat_streams_tokens_then_shows_cited_passage(cfg):
     # The card's title is the article's first line, its date the file's (the text has none).
     assert "US Secretary of State Marco Rubio has questioned" in sources
     assert "file date 2" in sources and "paragraph" in sources
-    assert "retrieval" in status and "total" in status and "tokens/s" in status
+    # The timings are folded under the answer, not repeated in the status line.
+    assert '<details class="timings"><summary>Timings</summary>retrieval' in final
+    assert "total" in final and "tokens/s" in final and status == ""
 
 
 def test_evidence_is_shown_before_the_answer_and_an_unsupported_sentence_is_cut(cfg):
     reply = cite(DEAL, ("Penguins from Antarctica voted on the treaty in 1850", "April 26"))
     updates = run(make(cfg, reply), "When will the rare earth deal be final?")
-    # The first update after the search shows the evidence, marked as not yet an answer.
+    # The first update says it is looking; the next shows the evidence, marked as not yet an
+    # answer, with the stage: the model is reading it.
+    assert "Finding evidence in the documents" in updates[0][0][-1]["content"]
     history, sources, status, _ = updates[1]
     bubble = history[-1]["content"]
     assert "Evidence found" in bubble and "not an answer yet" in bubble and "April 26" in bubble
-    assert "Evidence found" in status and 'class="weak"' in sources
+    assert re.search(r"Reading \d+ sentences? from \d+ passages?", bubble)
+    assert 'class="pulse"' in bubble and 'class="elapsed">0 s<' in bubble
+    assert 'class="weak"' in sources
     history, _, _, answers = updates[-1]
     assert [s.supported for s in answers[-1].sentences] == [True]
     final = history[-1]["content"]
@@ -160,7 +167,7 @@ def test_stop_ends_generation(cfg):
             stop.set()
     history, _, status, answers = updates[-1]
     assert len(updates) < 20
-    assert "(stopped)" in status
+    assert status.startswith("Stopped")
     assert len(answers[-1].text) < 200 or answers[-1].abstained
 
 
@@ -191,9 +198,54 @@ def test_two_sessions_stream_at_once_and_stop_is_per_session(cfg):
     for t in threads:
         t.join(timeout=60)
     stopped, full = results["a"][-1], results["b"][-1]
-    assert "(stopped)" in stopped[2] and "(stopped)" not in full[2]
+    assert stopped[2].startswith("Stopped") and full[2] == ""
     assert full[3][-1].text.count("April 26") >= 20
     assert len(stopped[3][-1].text) < len(full[3][-1].text)
+
+
+def test_progress_ticks_through_the_stages_while_the_model_is_silent(cfg, monkeypatch):
+    monkeypatch.setattr(ui, "TICK_S", 0.05)
+    assistant = Assistant(cfg, HashingEmbedder(), SilentGenerator(cite(DEAL), delay_s=1.2))
+    updates = run(assistant, "When is the rare earth deal final?")
+    bubbles = [h[-1]["content"] for h, _, _, _ in updates[:-1]]
+    stages = [re.search(r'class="stage">([^<]*)<', b).group(1) for b in bubbles]
+    seconds = [int(re.search(r'class="elapsed">(\d+) s<', b).group(1)) for b in bubbles]
+    kinds = list(dict.fromkeys(s.split(" ")[0] for s in stages))
+    assert kinds == ["Finding", "Reading", "Writing"], stages
+    reading = [b for b, s in zip(bubbles, stages) if s.startswith("Reading")]
+    assert len(reading) >= 10, "the clock should tick while the model is silent"
+    assert seconds == sorted(seconds) and seconds[-1] >= 1
+    assert 'class="progress"' not in updates[-1][0][-1]["content"]
+
+
+def test_a_question_waits_its_turn_and_says_how_many_are_ahead(cfg, monkeypatch):
+    monkeypatch.setattr(ui, "TICK_S", 0.05)
+    line = ui.Line()
+    first, second = line.join(), line.join()  # two questions already waiting
+    assistant = make(cfg, cite(DEAL))
+    updates = ui.respond(assistant, "When is the rare earth deal final?", [], [], None, line)
+    seen = [next(updates)[0][-1]["content"] for _ in range(3)]
+    assert all("Queued: 2 questions ahead of yours" in b for b in seen)
+    line.leave(first)
+    while "2 questions" in (bubble := next(updates)[0][-1]["content"]):
+        pass
+    assert "Queued: 1 question ahead of yours" in bubble
+    line.leave(second)
+    history, _, status, answers = list(updates)[-1]
+    assert "April 26" in history[-1]["content"] and len(answers) == 1 and status == ""
+    assert line.ahead(line.join()) == 0  # the answered question left the line
+
+
+def test_stop_while_queued_withdraws_the_question(cfg, monkeypatch):
+    monkeypatch.setattr(ui, "TICK_S", 0.05)
+    line, stop = ui.Line(), threading.Event()
+    line.join()  # someone else is being answered
+    updates = ui.respond(make(cfg, cite(DEAL)), "When is the deal final?", [], [], stop, line)
+    assert "Queued" in next(updates)[0][-1]["content"]
+    stop.set()
+    history, _, status, answers = list(updates)[-1]
+    assert "Stopped before the answer was started" in history[-1]["content"]
+    assert answers == [] and status == "Stopped."
 
 
 def test_bad_question_gives_a_readable_message(cfg):
@@ -398,6 +450,6 @@ def test_app_serves_chat_over_http(cfg):
         question, history, sources, status = result[:4]
         assert question == ""
         assert "April 26" in str(history[-1]["content"])
-        assert "<mark>" in sources and "total" in status
+        assert "<mark>" in sources and "total" in str(history[-1]["content"]) and status == ""
     finally:
         demo.close()
