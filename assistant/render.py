@@ -39,7 +39,11 @@ CSS = """
   50% { opacity: 1; transform: scale(1.15); } }
 @media (prefers-reduced-motion: reduce) { .progress .pulse { animation-duration: 3s; } }
 .progress .elapsed { font-variant-numeric: tabular-nums; }
-details.timings { margin-top: .4em; font-size: .78em; opacity: .75; }
+.answer .tools { display: flex; flex-wrap: wrap; align-items: baseline; gap: .2em 1em;
+  margin-top: .5em; font-size: .8em; }
+.answer .tool { text-decoration: underline; cursor: pointer; color: var(--link-text-color); }
+.copy-text { display: none; }
+details.timings { opacity: .8; }
 details.timings summary { cursor: pointer; }
 #sources .src-card { border: 1px solid var(--border-color-primary); border-radius: 8px;
   padding: .6em .8em; margin: 0 0 .7em 0; }
@@ -58,6 +62,39 @@ details.timings summary { cursor: pointer; }
 # A click on an [n] marker shows passage n in the sources panel (opening a closed fold first).
 HEAD = """
 <script>
+// "Copy" under an answer puts the answer's text, rendered for the clipboard, there.
+function copyAnswer(link) {
+  const source = link.closest(".answer") && link.closest(".answer").querySelector(".copy-text");
+  if (!source) return;
+  const text = source.textContent;
+  const done = function () {
+    link.textContent = "Copied";
+    setTimeout(function () { link.textContent = "Copy"; }, 1500);
+  };
+  const fallback = function () {  // plain http on another address has no clipboard API
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    try { if (document.execCommand("copy")) done(); } finally { area.remove(); }
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(done, fallback);
+  } else {
+    fallback();
+  }
+}
+document.addEventListener("click", function (event) {
+  const copy = event.target.closest && event.target.closest('a[href^="#copy-"]');
+  if (copy) {
+    event.preventDefault();
+    event.stopPropagation();
+    copyAnswer(copy);
+    return;
+  }
+}, true);
 document.addEventListener("click", function (event) {
   const link = event.target.closest && event.target.closest('a[href^="#src-"]');
   if (!link) return;
@@ -207,12 +244,49 @@ def render_answer(answer: Answer | None, turn: int, progress: str = "") -> str:
                 f"reading these sentences)<ol>{items}</ol></div>"
             )
         return body
+    tools = (
+        f'<a class="tool copy" href="#copy-{turn}" role="button" '
+        'title="Copy the answer and its sources as text">Copy</a>'
+    )
     if answer.timings:
-        body += (
+        tools += (
             '<details class="timings"><summary>Timings</summary>'
             f"{escape(format_timings(answer.timings))}</details>"
         )
-    return body
+    # The clipboard's text, rendered from the Answer; HEAD's script copies it on "Copy".
+    plain = f'<pre class="copy-text" hidden>{escape(answer_markdown(answer))}</pre>'
+    return f'<div class="answer">{body}<div class="tools">{tools}</div>{plain}</div>'
+
+
+def source_line(hit: Hit) -> str:
+    """One passage as a line of a source list: title, date, file and place."""
+    c = hit.chunk
+    dated = date_label(c.date, c.file_date)
+    return f"{c.title or c.doc_id}{f' ({dated})' if dated else ''}, {c.doc_id}, {_where(hit)}"
+
+
+def answer_markdown(answer: Answer) -> str:
+    """The answer as plain text that is also Markdown: its [n] markers, then the passages
+    they point at (or, for a refusal, the closest ones), one numbered line each.
+
+    >>> from assistant.schema import Chunk, Hit
+    >>> hit = Hit(Chunk("a#0", "a.txt", "Due by April 26.", 0, 16, 1, "Deal", "2025-04-18"), 1.0)
+    >>> print(answer_markdown(Answer("When?", "By April 26 [1].", False, passages=(hit,))))
+    By April 26 [1].
+    <BLANKLINE>
+    Sources:
+    - [1] Deal (2025-04-18), a.txt, paragraph 1
+    """
+    numbers = cited_numbers(answer)
+    heading = "Sources:"
+    if not numbers and answer.abstained:
+        numbers = shown_numbers(answer) or list(range(1, min(3, len(answer.passages)) + 1))
+        heading = "Closest passages:"
+    lines = [" ".join(answer.text.split())]
+    if numbers:
+        lines += ["", heading]
+        lines += [f"- [{n}] {source_line(answer.passages[n - 1])}" for n in numbers]
+    return "\n".join(lines)
 
 
 # --- sources -------------------------------------------------------------------------------

@@ -375,7 +375,7 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                         render_markdown=False,  # answers are escaped HTML: ![x](url) is text
                         latex_delimiters=[],
                         feedback_options=None,
-                        buttons=["copy"],
+                        buttons=[],  # its copy would copy the HTML: answers carry their own
                         elem_id="chat",
                     )
                     question = gr.Textbox(

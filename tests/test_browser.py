@@ -366,3 +366,16 @@ def test_progress_is_live_and_send_waits_for_the_answer(page):
     timings = page.locator("#chat details.timings").last
     assert not timings.evaluate("e => e.open") and "total" in timings.text_content()
     page.screenshot(path=str(ARTIFACTS / "window-answer.png"))
+
+
+def test_copy_puts_the_answer_and_its_sources_on_the_clipboard(page):
+    ask(page)
+    wait_for_answer(page)
+    page.locator("#chat a.copy").last.click()
+    page.wait_for_function("() => document.querySelector('#chat a.copy').textContent === 'Copied'")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    body, sources = copied.split("\n\nSources:\n")
+    assert body.startswith("The goal is to finalize the deal by April 26 [")
+    assert sources.startswith("- [") and "US Secretary of State" in sources
+    assert "file date" in sources and "<" not in copied
+    assert page.locator("#chat .copy-text").last.is_hidden()

@@ -76,6 +76,24 @@ def test_chat_streams_tokens_then_shows_cited_passage(cfg):
     assert "total" in final and "tokens/s" in final and status == ""
 
 
+def test_copy_text_is_rendered_from_the_answer_with_its_sources(cfg):
+    history, _, _, answers = run(make(cfg, cite(DEAL)), "When is the rare earth deal final?")[-1]
+    answer = answers[-1]
+    n = answer.citations[0].n
+    text = render.answer_markdown(answer)
+    body, sources = text.split("\n\nSources:\n")
+    assert body == f"The goal is to finalize the deal by April 26 [{n}]."
+    title = answer.passages[n - 1].chunk.title
+    assert sources.startswith(f"- [{n}] {title} (file date 2")
+    assert f"{ARTICLE}, paragraph" in sources and "<" not in text
+    # The bubble carries it, escaped, beside a Copy link (HEAD's script copies it).
+    bubble = history[-1]["content"]
+    assert 'href="#copy-1"' in bubble
+    assert f'<pre class="copy-text" hidden>{render.escape(text)}</pre>' in bubble
+    refusal = Answer("Q?", "The documents do not contain the answer.", True, answer.passages)
+    assert "Closest passages:\n- [1] " in render.answer_markdown(refusal)
+
+
 def test_evidence_is_shown_before_the_answer_and_an_unsupported_sentence_is_cut(cfg):
     reply = cite(DEAL, ("Penguins from Antarctica voted on the treaty in 1850", "April 26"))
     updates = run(make(cfg, reply), "When will the rare earth deal be final?")
