@@ -28,7 +28,13 @@ ADD_DOCUMENTS_HELP = (  # HTML: shown as the chat's placeholder and as a reply
 )
 
 CSS = """
-.answer-marker { font-weight: 600; text-decoration: none; }
+.answer-marker { font-weight: 600; color: var(--link-text-color);
+  text-decoration: underline; text-underline-offset: 2px; cursor: pointer; }
+.answer-marker:hover, .answer-marker:focus { color: var(--link-text-color-hover);
+  text-decoration-thickness: 2px; }
+.answer .note { margin: .4em 0 0 0; font-size: .9em; }
+.answer details.dropped summary { cursor: pointer; }
+.answer details.dropped ul { margin: .2em 0 0 1.2em; padding: 0; }
 .evidence { margin-top: .5em; font-size: .9em; opacity: .8; }
 .evidence ol { margin: .3em 0 0 1.2em; padding: 0; }
 .progress { display: flex; align-items: center; gap: .4em; font-size: .9em; opacity: .85;
@@ -51,8 +57,10 @@ details.timings summary { cursor: pointer; }
 #sources .src-head { font-size: .9em; margin-bottom: .3em; }
 #sources .src-where { opacity: .7; }
 #sources .src-text { white-space: pre-wrap; font-size: .9em; margin: 0; }
+#sources .for-answer { font-weight: 600; margin: 0 0 .4em 0; }
+#sources .legend { font-size: .8em; margin: 0 0 .6em 0; }
 #sources mark { background: #fde68a; color: inherit; padding: 0 .1em; }
-#sources mark.weak { background: #fed7aa; }
+#sources mark.context { background: #fed7aa; }
 #sources .empty { opacity: .7; }
 .doc-table table { width: 100%; border-collapse: collapse; }
 .doc-table th, .doc-table td { text-align: left; padding: .3em .5em;
@@ -165,6 +173,11 @@ def _link_markers(escaped: str, turn: int, n_passages: int) -> str:
     return MARKER.sub(link, escaped)
 
 
+def without_markers(text: str) -> str:
+    """text with its [n] markers taken out, and the space they leave before punctuation."""
+    return re.sub(r"\s+([.,;:!?])", r"\1", " ".join(MARKER.sub(" ", text).split()))
+
+
 def format_timings(timings: dict[str, float]) -> str:
     """One line: retrieval, evidence, first token, total, tokens per second (what is known)."""
 
@@ -244,6 +257,18 @@ def render_answer(answer: Answer | None, turn: int, progress: str = "") -> str:
                 f"reading these sentences)<ol>{items}</ol></div>"
             )
         return body
+    if answer.abstained and answer.passages:
+        body += '<p class="note">The closest passages are shown under Sources.</p>'
+    if answer.dropped:
+        items = "".join(
+            f"<li><s>{escape(without_markers(s.text))}</s>: {escape(s.reason)}</li>"
+            for s in answer.dropped
+        )
+        body += (
+            '<details class="note dropped"><summary>⚠ Left out '
+            f"{plural(len(answer.dropped), 'sentence')} of the model's reply</summary>"
+            f"<ul>{items}</ul></details>"
+        )
     tools = (
         f'<a class="tool copy" href="#copy-{turn}" role="button" '
         'title="Copy the answer and its sources as text">Copy</a>'
@@ -292,6 +317,14 @@ def answer_markdown(answer: Answer) -> str:
 # --- sources -------------------------------------------------------------------------------
 
 
+CITED_MARK = ' title="the answer rests on this sentence"'
+CONTEXT_MARK = ' class="context" title="evidence the model read"'
+LEGEND = (
+    f'<p class="legend"><mark{CITED_MARK}>the answer rests on this</mark> '
+    f"<mark{CONTEXT_MARK}>other evidence the model read</mark></p>"
+)
+
+
 def _highlight(text: str, quotes: Iterable[tuple[str, bool]]) -> str:
     """Escaped passage text with each quoted sentence inside <mark> (whitespace-insensitive)."""
     spans: list[tuple[int, int, bool]] = []
@@ -305,7 +338,7 @@ def _highlight(text: str, quotes: Iterable[tuple[str, bool]]) -> str:
     out, cursor = [], 0
     for start, end, supported in sorted(spans):
         out.append(escape(text[cursor:start]))
-        cls = "" if supported else ' class="weak"'
+        cls = CITED_MARK if supported else CONTEXT_MARK
         out.append(f"<mark{cls}>{escape(text[start:end])}</mark>")
         cursor = end
     out.append(escape(text[cursor:]))
@@ -389,11 +422,17 @@ def _answer_sources(answer: Answer, turn: int, selected: int | None = None) -> s
 
 
 def render_sources(answers: Sequence[Answer], selected: int | None = None) -> str:
-    """The sources panel: the latest answer's cited passages, earlier answers folded below."""
+    """The sources panel: titled with the answer it belongs to, the latest answer's passages
+    (cited first), earlier answers' folded below."""
     if not answers:
         return '<p class="empty">Sources of the answer appear here.</p>'
     turn = len(answers)
-    parts = [_answer_sources(answers[-1], turn, selected)]
+    latest = answers[-1]
+    parts = [
+        f'<p class="for-answer">For answer {turn}: <q>{escape(latest.question)}</q></p>',
+        LEGEND if latest.passages else "",
+        _answer_sources(latest, turn, selected),
+    ]
     for t in range(turn - 1, 0, -1):
         parts.append(
             f"<details><summary>Sources of answer {t}: {escape(answers[t - 1].question)}</summary>"

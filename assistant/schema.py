@@ -72,6 +72,7 @@ class Sentence:
     text: str
     markers: tuple[int, ...]
     supported: bool
+    reason: str = ""  # why it was left out of the answer, in words ("" for a kept sentence)
 
 
 @dataclass(frozen=True)
@@ -110,3 +111,5 @@ class Answer:
     evidence: tuple[Evidence, ...] = ()
     # The answer-or-refuse decision: its score, the threshold and the features it used.
     decision: dict[str, float] = field(default_factory=dict)
+    # Sentences of the model's reply left out of the text, each with its reason.
+    dropped: tuple[Sentence, ...] = ()

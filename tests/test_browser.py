@@ -368,9 +368,22 @@ def test_progress_is_live_and_send_waits_for_the_answer(page):
     page.screenshot(path=str(ARTIFACTS / "window-answer.png"))
 
 
-def test_copy_puts_the_answer_and_its_sources_on_the_clipboard(page):
+def test_answer_markers_are_links_and_copy_gives_text_with_sources(page):
     ask(page)
     wait_for_answer(page)
+    # [n] looks like a link (the theme's link colour, underlined) and shows its passage.
+    marker = page.locator("#chat a.answer-marker").last
+    style = marker.evaluate(
+        "e => [getComputedStyle(e).textDecorationLine, getComputedStyle(e).color,"
+        " getComputedStyle(e.closest('.answer')).color]"
+    )
+    assert style[0] == "underline" and style[1] != style[2], style
+    target = marker.get_attribute("href")[1:]
+    marker.click()
+    page.wait_for_selector(f"#sources #{target}.flash", timeout=5_000)
+    page.screenshot(path=str(ARTIFACTS / "window-marker-clicked.png"))
+    title = page.locator("#sources .for-answer").inner_text()
+    assert title == f"For answer 1: “{DEAL_QUESTION}”" or DEAL_QUESTION in title, title
     page.locator("#chat a.copy").last.click()
     page.wait_for_function("() => document.querySelector('#chat a.copy').textContent === 'Copied'")
     copied = page.evaluate("navigator.clipboard.readText()")

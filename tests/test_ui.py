@@ -67,7 +67,9 @@ def test_chat_streams_tokens_then_shows_cited_passage(cfg):
     assert f'href="#src-1-{n}"' in final and f">[{n}]</a>" in final
     assert 'class="timings"' in final and "first token" in final
     assert f'id="src-1-{n}"' in sources
-    assert "<mark>The goal is to finalize the deal by April 26.</mark>" in sources
+    assert (
+        f"<mark{render.CITED_MARK}>The goal is to finalize the deal by April 26.</mark>" in sources
+    )
     # The card's title is the article's first line, its date the file's (the text has none).
     assert "US Secretary of State Marco Rubio has questioned" in sources
     assert "file date 2" in sources and "paragraph" in sources
@@ -105,11 +107,18 @@ def test_evidence_is_shown_before_the_answer_and_an_unsupported_sentence_is_cut(
     assert "Evidence found" in bubble and "not an answer yet" in bubble and "April 26" in bubble
     assert re.search(r"Reading \d+ sentences? from \d+ passages?", bubble)
     assert 'class="pulse"' in bubble and 'class="elapsed">0 s<' in bubble
-    assert 'class="weak"' in sources
+    assert 'class="context"' in sources and "For answer 1: <q>When will" in sources
     history, _, _, answers = updates[-1]
     assert [s.supported for s in answers[-1].sentences] == [True]
     final = history[-1]["content"]
-    assert "April 26" in final and "Penguins" not in final and "Evidence found" not in final
+    assert "April 26" in final and "Evidence found" not in final
+    # The cut sentence is named, struck through in a fold, with the reason in words.
+    answer_part, note = final.split('<details class="note dropped">')
+    assert "Penguins" not in answer_part and "Left out 1 sentence of the model" in note
+    assert (
+        "<s>Penguins from Antarctica voted on the treaty in 1850.</s>: no passage states it" in note
+    )
+    assert "Penguins" not in render.answer_markdown(answers[-1])
 
 
 def test_document_html_is_escaped_everywhere(cfg):
@@ -468,6 +477,6 @@ def test_app_serves_chat_over_http(cfg):
         question, history, sources, status = result[:4]
         assert question == ""
         assert "April 26" in str(history[-1]["content"])
-        assert "<mark>" in sources and "total" in str(history[-1]["content"]) and status == ""
+        assert "<mark " in sources and "total" in str(history[-1]["content"]) and status == ""
     finally:
         demo.close()
