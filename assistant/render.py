@@ -4,7 +4,7 @@ Everything that comes from a document or a file name goes through `escape` befor
 the page, and answers are escaped HTML, never Markdown, so a planted `![x](http://...)` is
 text, not an image the browser fetches (the page's Content-Security-Policy backs this up).
 The classes and ids written here (`src-card`, `src-T-N`, `evidence`, `timings`, ...) are what
-CSS, HEAD and the browser tests select on.
+window.css, window.js and the browser tests select on.
 
 Example:
     >>> format_timings({"retrieval_ms": 12.0, "total_ms": 2400.0})
@@ -26,101 +26,12 @@ ADD_DOCUMENTS_HELP = (  # HTML: shown as the chat's placeholder and as a reply
     f"({', '.join(SUFFIXES)}) and press <b>Rebuild index</b>, or copy files into the seeds "
     "folder and run <code>python -m assistant index</code>."
 )
-
-CSS = """
-.answer-marker { font-weight: 600; color: var(--link-text-color);
-  text-decoration: underline; text-underline-offset: 2px; cursor: pointer; }
-.answer-marker:hover, .answer-marker:focus { color: var(--link-text-color-hover);
-  text-decoration-thickness: 2px; }
-.answer .note { margin: .4em 0 0 0; font-size: .9em; }
-.answer details.dropped summary { cursor: pointer; }
-.answer details.dropped ul { margin: .2em 0 0 1.2em; padding: 0; }
-.evidence { margin-top: .5em; font-size: .9em; opacity: .8; }
-.evidence ol { margin: .3em 0 0 1.2em; padding: 0; }
-.progress { display: flex; align-items: center; gap: .4em; font-size: .9em; opacity: .85;
-  margin-bottom: .3em; }
-.progress .pulse { width: .6em; height: .6em; border-radius: 50%; flex: none;
-  background: var(--color-accent); animation: pulse 1.2s ease-in-out infinite; }
-@keyframes pulse { 0%, 100% { opacity: .25; transform: scale(.8); }
-  50% { opacity: 1; transform: scale(1.15); } }
-@media (prefers-reduced-motion: reduce) { .progress .pulse { animation-duration: 3s; } }
-.progress .elapsed { font-variant-numeric: tabular-nums; }
-.answer .tools { display: flex; flex-wrap: wrap; align-items: baseline; gap: .2em 1em;
-  margin-top: .5em; font-size: .8em; }
-.answer .tool { text-decoration: underline; cursor: pointer; color: var(--link-text-color); }
-.copy-text { display: none; }
-details.timings { opacity: .8; }
-details.timings summary { cursor: pointer; }
-#sources .src-card { border: 1px solid var(--border-color-primary); border-radius: 8px;
-  padding: .6em .8em; margin: 0 0 .7em 0; }
-#sources .src-card.selected, #sources .src-card.flash { outline: 2px solid var(--color-accent); }
-#sources .src-head { font-size: .9em; margin-bottom: .3em; }
-#sources .src-where { opacity: .7; }
-#sources .src-text { white-space: pre-wrap; font-size: .9em; margin: 0; }
-#sources .for-answer { font-weight: 600; margin: 0 0 .4em 0; }
-#sources .legend { font-size: .8em; margin: 0 0 .6em 0; }
-#sources mark { background: #fde68a; color: inherit; padding: 0 .1em; }
-#sources mark.context { background: #fed7aa; }
-#sources .empty { opacity: .7; }
-.doc-table table { width: 100%; border-collapse: collapse; }
-.doc-table th, .doc-table td { text-align: left; padding: .3em .5em;
-  border-bottom: 1px solid var(--border-color-primary); }
-"""
-
-# A click on an [n] marker shows passage n in the sources panel (opening a closed fold first).
-HEAD = """
-<script>
-// "Copy" under an answer puts the answer's text, rendered for the clipboard, there.
-function copyAnswer(link) {
-  const source = link.closest(".answer") && link.closest(".answer").querySelector(".copy-text");
-  if (!source) return;
-  const text = source.textContent;
-  const done = function () {
-    link.textContent = "Copied";
-    setTimeout(function () { link.textContent = "Copy"; }, 1500);
-  };
-  const fallback = function () {  // plain http on another address has no clipboard API
-    const area = document.createElement("textarea");
-    area.value = text;
-    area.style.position = "fixed";
-    area.style.opacity = "0";
-    document.body.appendChild(area);
-    area.select();
-    try { if (document.execCommand("copy")) done(); } finally { area.remove(); }
-  };
-  if (navigator.clipboard && window.isSecureContext) {
-    navigator.clipboard.writeText(text).then(done, fallback);
-  } else {
-    fallback();
-  }
-}
-document.addEventListener("click", function (event) {
-  const copy = event.target.closest && event.target.closest('a[href^="#copy-"]');
-  if (copy) {
-    event.preventDefault();
-    event.stopPropagation();
-    copyAnswer(copy);
-    return;
-  }
-}, true);
-document.addEventListener("click", function (event) {
-  const link = event.target.closest && event.target.closest('a[href^="#src-"]');
-  if (!link) return;
-  const card = document.getElementById(link.getAttribute("href").slice(1));
-  if (!card) return;
-  event.preventDefault();
-  event.stopPropagation();
-  for (let p = card.parentElement; p; p = p.parentElement) {
-    if (p.tagName === "DETAILS") p.open = true;
-  }
-  document.querySelectorAll("#sources .src-card.flash").forEach(function (c) {
-    c.classList.remove("flash");
-  });
-  card.classList.add("flash");
-  card.scrollIntoView({behavior: "smooth", block: "nearest"});
-}, true);
-</script>
-"""
+HEADER = (  # the page's title line, with the theme switch (window.js labels and flips it)
+    '<div id="header"><div><h2>Document assistant</h2><p>Answers come only from your '
+    "documents, with [n] citations. Everything runs on this machine.</p></div>"
+    '<button id="theme-switch" type="button" aria-pressed="false" '
+    'title="Switch between the light and the dark theme">Theme</button></div>'
+)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _MD_PUNCT = re.compile(r"[\\`*_\[\]()!<>:&|~]")  # what starts Markdown links, images, HTML
@@ -278,7 +189,7 @@ def render_answer(answer: Answer | None, turn: int, progress: str = "") -> str:
             '<details class="timings"><summary>Timings</summary>'
             f"{escape(format_timings(answer.timings))}</details>"
         )
-    # The clipboard's text, rendered from the Answer; HEAD's script copies it on "Copy".
+    # The clipboard's text, rendered from the Answer; window.js copies it on "Copy".
     plain = f'<pre class="copy-text" hidden>{escape(answer_markdown(answer))}</pre>'
     return f'<div class="answer">{body}<div class="tools">{tools}</div>{plain}</div>'
 

@@ -26,8 +26,7 @@ from .library import remove_documents, save_uploads, seed_files
 from .rag import QuestionError
 from .render import (
     ADD_DOCUMENTS_HELP,
-    CSS,
-    HEAD,
+    HEADER,
     escape,
     escape_markdown,
     passage_choices,
@@ -357,10 +356,7 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
     placeholder, examples, banner = _chat_view(assistant)
 
     with gr.Blocks(title="Document assistant", analytics_enabled=False) as demo:
-        gr.Markdown(
-            "## Document assistant\nAnswers come only from your documents, with [n] "
-            "citations. Everything runs on this machine."
-        )
+        gr.HTML(HEADER, elem_id="header-row", padding=False)
         index_banner = gr.Markdown(banner, visible=bool(banner))
         with gr.Tab("Chat"):
             with gr.Row():
@@ -539,7 +535,12 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
             concurrency_limit=1,
             concurrency_id="rebuild",
         )
-        demo.load(_refresh, None, [documents_html, to_remove, chatbot, index_banner])
+        demo.load(
+            _refresh,
+            None,
+            [documents_html, to_remove, chatbot, index_banner],
+            js="() => { applyStoredTheme(); }",
+        )
     return demo
 
 
@@ -554,8 +555,12 @@ def _selector_update(answers: Sequence[Answer]) -> Any:
 
 
 def page() -> dict[str, Any]:
-    """What launch() takes to style the page: the CSS, the marker-click script, a theme."""
+    """What launch() takes to style the page: window.css, window.js (theme switch, copy,
+    marker clicks) and a theme with system fonts (the page loads nothing from the internet)."""
+    here = Path(__file__).parent
+    css = (here / "window.css").read_text(encoding="utf-8")
+    script = (here / "window.js").read_text(encoding="utf-8")
     theme = gr.themes.Default(
         font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
-    )  # system fonts: the page loads nothing from the internet
-    return {"css": CSS, "head": HEAD, "theme": theme}
+    )
+    return {"css": css, "head": f"<script>\n{script}</script>\n", "theme": theme}

@@ -392,3 +392,58 @@ def test_answer_markers_are_links_and_copy_gives_text_with_sources(page):
     assert sources.startswith("- [") and "US Secretary of State" in sources
     assert "file date" in sources and "<" not in copied
     assert page.locator("#chat .copy-text").last.is_hidden()
+
+
+CONTRAST = """e => {
+  const rgb = c => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = c => {
+    const [r, g, b] = rgb(c).map(v => { v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const s = getComputedStyle(e);
+  const [a, b] = [lum(s.color), lum(s.backgroundColor)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}"""
+
+
+def mark_contrasts(page) -> list[float]:
+    """Contrast ratios (WCAG) of the highlighted sentences' text against their highlight."""
+    return [
+        page.locator(f"#sources {sel}").first.evaluate(CONTRAST)
+        for sel in ("mark:not(.context)", "mark.context")
+    ]
+
+
+def test_the_theme_switch_and_the_system_setting_give_readable_highlights(page, window):
+    browser, url, _ = window
+    ask(page)
+    wait_for_answer(page)
+    page.wait_for_selector("#sources mark.context")
+    assert not page.evaluate("document.body.classList.contains('dark')")
+    assert min(mark_contrasts(page)) >= 4.5, mark_contrasts(page)
+    switch = page.locator("#theme-switch")
+    assert "Dark" in switch.inner_text()
+    switch.click()
+    assert page.evaluate("document.body.classList.contains('dark')")
+    assert "Light" in switch.inner_text()
+    assert min(mark_contrasts(page)) >= 4.5, mark_contrasts(page)
+    page.screenshot(path=str(ARTIFACTS / "window-dark.png"))
+    page.reload()  # the choice is remembered
+    page.wait_for_selector("#question textarea")
+    page.wait_for_function("document.body.classList.contains('dark')")
+    page.locator("#theme-switch").click()  # back to light for the other tests
+    # A dark system setting gives the dark theme, with the same readable highlights.
+    context = browser.new_context(color_scheme="dark", viewport={"width": 1400, "height": 1000})
+    try:
+        dark = context.new_page()
+        dark.goto(url)
+        dark.wait_for_selector("#question textarea", timeout=60_000)
+        assert dark.evaluate("document.body.classList.contains('dark')")
+        assert "Light" in dark.locator("#theme-switch").inner_text()
+        ask(dark)
+        wait_for_answer(dark)
+        dark.wait_for_selector("#sources mark.context")
+        assert min(mark_contrasts(dark)) >= 4.5, mark_contrasts(dark)
+    finally:
+        context.close()
