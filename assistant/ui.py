@@ -20,6 +20,7 @@ import gradio as gr
 
 from .config import Config
 from .errors import AssistantError
+from .feedback import save_verdict
 from .indexing import BuildBusyError
 from .ingest import SUFFIXES
 from .library import remove_documents, save_uploads, seed_files
@@ -30,6 +31,7 @@ from .render import (
     escape,
     escape_markdown,
     passage_choices,
+    plural,
     progress_label,
     render_answer,
     render_documents,
@@ -304,6 +306,24 @@ def rebuild_index(assistant: Assistant, progress: Progress | None = None) -> str
     return "Index rebuilt.\n" + report.summary()
 
 
+def mark_answer(cfg: Config, answers: Sequence[Answer], turn: int, liked: object) -> str:
+    """Save a thumb on answer `turn` (True helpful, False wrong, anything else: unmarked) as a
+    line of the feedback eval set; the status line saying so, or why it could not."""
+    verdict = {True: "helpful", False: "wrong"}.get(liked) if isinstance(liked, bool) else None
+    try:
+        count = save_verdict(cfg, answers[turn], verdict, answers[:turn])
+    except Exception as e:  # noqa: BLE001 - one line for the page; a bug's traceback to the log
+        return f"⚠ The mark was not saved: {escape_markdown(explain(e, 'saving feedback'))}"
+    folder = escape_markdown(cfg.feedback_dir)
+    done = f"Marked answer {turn + 1} {verdict}." if verdict else f"Unmarked answer {turn + 1}."
+    if not count:
+        return f"{done} No marked answers are left in {folder}."
+    return (
+        f"{done} {plural(count, 'marked answer')} in {folder}: "
+        f"python -m assistant eval --set {folder} asks them again."
+    )
+
+
 def explain(error: Exception, doing: str) -> str:
     """The one line the page shows for error; a bug's traceback goes to the log instead.
 
@@ -370,7 +390,7 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                         allow_tags=False,
                         render_markdown=False,  # answers are escaped HTML: ![x](url) is text
                         latex_delimiters=[],
-                        feedback_options=None,
+                        feedback_options=("Like", "Dislike"),  # helpful / wrong
                         buttons=[],  # its copy would copy the HTML: answers carry their own
                         elem_id="chat",
                     )
@@ -421,16 +441,18 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                 label="Status", interactive=False, lines=4, elem_id="doc-status"
             )
         answers = gr.State([])
+        bubbles = gr.State({})  # chat message index -> index in answers, for the thumbs
 
-        def on_ask(message, history, past, request: gr.Request):
+        def on_ask(message, history, past, shown_answers, request: gr.Request):
             session = getattr(request, "session_hash", None) or "anonymous"
             skip = gr.skip()
             if stops.busy(session):  # Enter pressed while Send is off
-                yield (message, skip, skip, BUSY, skip, skip, skip, skip)
+                yield (message, skip, skip, BUSY, skip, skip, skip, skip, skip)
                 return
             event = stops.start(session)
             shown = -1
             last: tuple[Any, ...] = (skip,) * 5
+            at = dict(shown_answers or {})
             try:
                 updates = respond(assistant, message, history, past, event, line)
                 for i, (hist, src, status_line, new) in enumerate(updates):
@@ -439,9 +461,11 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                     shown = len(new)
                     last = ("", hist, src, status_line, new)
                     busy = _busy_buttons(True) if i == 0 else (skip, skip)
-                    yield (*last, selector_update, *busy)
+                    yield (*last, selector_update, *busy, skip)
+                if len(last[4]) > len(past or ()):  # a new answer: its bubble is the last one
+                    at[len(last[1]) - 1] = len(last[4]) - 1
                 # The last update again, with Send back on (API clients read this one).
-                yield (*last, skip, *_busy_buttons(False))
+                yield (*last, skip, *_busy_buttons(False), at)
             finally:
                 event.set()  # also when the stream is cancelled or the browser leaves
                 stops.finish(session, event)
@@ -460,14 +484,15 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
 
         def on_new_chat(request: gr.Request):
             stops.stop(getattr(request, "session_hash", None) or "anonymous")
-            cleared: tuple[Any, ...] = (
-                [],
-                render_sources([]),
-                "",
-                [],
-                gr.update(choices=[], value=None),
-            )
-            return (*cleared, *_busy_buttons(False))
+            selector_update = gr.update(choices=[], value=None)
+            return ([], render_sources([]), "", [], selector_update, *_busy_buttons(False), {})
+
+        def on_feedback(past, shown_answers, evt: gr.LikeData):
+            index = evt.index if isinstance(evt.index, int) else None
+            turn = (shown_answers or {}).get(index)
+            if turn is None or turn >= len(past or ()):
+                return "Only a finished answer can be marked helpful or wrong."
+            return mark_answer(cfg, past, turn, evt.liked)
 
         def on_add(files):
             pairs = [
@@ -499,8 +524,8 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                 gr.update(value=ban, visible=bool(ban)),
             )
 
-        ask_inputs = [question, chatbot, answers]
-        ask_outputs = [question, chatbot, sources, status, answers, selector, send, stop]
+        ask_inputs = [question, chatbot, answers, bubbles]
+        ask_outputs = [question, chatbot, sources, status, answers, selector, send, stop, bubbles]
         ask: dict[str, Any] = dict(
             fn=on_ask,
             inputs=ask_inputs,
@@ -520,12 +545,13 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
             reset(
                 on_new_chat,
                 None,
-                [chatbot, sources, status, answers, selector, send, stop],
+                [chatbot, sources, status, answers, selector, send, stop, bubbles],
                 cancels=chats,
                 concurrency_limit=None,
                 queue=False,
             )
         selector.change(on_select, [answers, selector], sources, queue=False)
+        chatbot.like(on_feedback, [answers, bubbles], status, queue=False)
         add.click(on_add, uploads, [doc_status, uploads, to_remove])
         remove.click(on_remove, to_remove, [doc_status, to_remove])
         rebuild.click(

@@ -138,6 +138,7 @@ def seeded_config(tmp_path: Path, extra: dict[str, str] | None = None, **overrid
         seeds_dir=tmp_path / "seeds",
         index_dir=tmp_path / "index",
         cache_dir=tmp_path / "cache",
+        feedback_dir=tmp_path / "feedback",
         chunk_tokens=120,
         chunk_overlap=10,
         min_relevance=0.05,

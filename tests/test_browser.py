@@ -7,6 +7,7 @@ Screenshots of the main states go to artifacts/ (git-ignored), to look at after 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -368,7 +369,7 @@ def test_progress_is_live_and_send_waits_for_the_answer(page):
     page.screenshot(path=str(ARTIFACTS / "window-answer.png"))
 
 
-def test_answer_markers_are_links_and_copy_gives_text_with_sources(page):
+def test_answer_markers_are_links_copy_gives_text_and_thumbs_mark_it(page, window):
     ask(page)
     wait_for_answer(page)
     # [n] looks like a link (the theme's link colour, underlined) and shows its passage.
@@ -392,6 +393,18 @@ def test_answer_markers_are_links_and_copy_gives_text_with_sources(page):
     assert sources.startswith("- [") and "US Secretary of State" in sources
     assert "file date" in sources and "<" not in copied
     assert page.locator("#chat .copy-text").last.is_hidden()
+    # The thumbs mark it helpful or wrong: a line of the feedback eval set.
+    page.get_by_role("button", name="Like").last.click()
+    page.wait_for_function(
+        "() => document.querySelector('#status').innerText.startsWith('Marked answer 1 helpful')"
+    )
+    _, _, cfg = window
+    (line,) = (cfg.feedback_dir / "questions.jsonl").read_text("utf-8").splitlines()
+    assert json.loads(line)["verdict"] == "helpful"
+    page.get_by_role("button", name="Like").last.click()  # and unmarks it
+    page.wait_for_function(
+        "() => document.querySelector('#status').innerText.startsWith('Unmarked answer 1')"
+    )
 
 
 CONTRAST = """e => {

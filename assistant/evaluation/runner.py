@@ -77,6 +77,7 @@ _NOT_ANSWERING = (
     "render.py",
     "library.py",
     "server.py",
+    "feedback.py",
 )
 
 
