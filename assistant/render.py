@@ -16,15 +16,19 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from .citations import MARKER, marker_numbers, markers_in
 from .ingest import SUFFIXES
 from .schema import Answer, Hit, IndexedDocument
 
+if TYPE_CHECKING:
+    from .indexing import BuildReport
+
 ADD_DOCUMENTS_HELP = (  # HTML: shown as the chat's placeholder and as a reply
-    "<b>No documents are indexed yet.</b> Open the <b>Documents</b> tab, upload files "
-    f"({', '.join(SUFFIXES)}) and press <b>Rebuild index</b>, or copy files into the seeds "
-    "folder and run <code>python -m assistant index</code>."
+    "<b>No documents are indexed yet.</b> Open the <b>Documents</b> tab and drop files there "
+    f"({', '.join(SUFFIXES)}): they are indexed at once. Or copy files into the seeds folder "
+    "and run <code>python -m assistant index</code>."
 )
 HEADER = (  # the page's title line, with the theme switch (window.js labels and flips it)
     '<div id="header"><div><h2>Document assistant</h2><p>Answers come only from your '
@@ -366,8 +370,8 @@ def render_documents(documents: Sequence[IndexedDocument]) -> str:
     """The indexed documents as an escaped HTML table, or how to add some."""
     if not documents:
         return (
-            '<p class="empty">No documents are indexed yet. Upload files below '
-            f"({escape(' '.join(SUFFIXES))}) and press <b>Rebuild index</b>.</p>"
+            '<p class="empty">No documents are indexed yet. Drop files below '
+            f"({escape(' '.join(SUFFIXES))}): they are indexed at once.</p>"
         )
     rows = "".join(
         f"<tr><td>{escape(d.get('title'))}</td>"
@@ -380,3 +384,42 @@ def render_documents(documents: Sequence[IndexedDocument]) -> str:
         "<thead><tr><th>Title</th><th>Date</th><th>Passages</th><th>File</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></div>"
     )
+
+
+def build_report(
+    report: BuildReport,
+    saved: Sequence[str] = (),
+    refused: Sequence[tuple[str, str]] = (),
+    deleted: Sequence[str] = (),
+) -> str:
+    """What adding, removing or rebuilding did, in a few plain lines: only what happened.
+
+    `saved` and `refused` are the uploads of this step, `deleted` the files it deleted; the
+    report is the build that followed.
+    """
+    lines = [f"Refused {name}: {reason}" for name, reason in refused]
+    if deleted:
+        lines.append(f"Deleted from the documents folder: {', '.join(deleted)}")
+    if report.full_rebuild_reason:
+        lines.append(f"Every document was read again: {report.full_rebuild_reason}")
+    else:
+        if report.added:
+            lines.append(f"Indexed: {', '.join(report.added)}")
+        if report.changed:
+            lines.append(f"Indexed again (changed): {', '.join(report.changed)}")
+    for doc_id in report.removed:
+        why = report.removed_reasons.get(doc_id)
+        lines.append(f"Out of the index: {doc_id}" + (f" ({why})" if why else ""))
+    skipped = dict(report.skipped)
+    lines += [f"Not indexed {doc_id}: {reason}" for doc_id, reason in report.skipped]
+    done = {*report.added, *report.changed, *skipped}
+    same = [name for name in saved if name not in done and not report.full_rebuild_reason]
+    if same:
+        lines.append(f"Already indexed with the same content: {', '.join(same)}")
+    if not report.changed_anything and not same and not lines:
+        lines.append("Nothing changed: the index already matches the documents folder.")
+    documents = report.unchanged + len(report.added) + len(report.changed)
+    lines.append(
+        f"{plural(documents, 'document')}, {plural(report.passages, 'passage')} in the index."
+    )
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ from .rag import QuestionError
 from .render import (
     ADD_DOCUMENTS_HELP,
     HEADER,
+    build_report,
     escape,
     escape_markdown,
     passage_choices,
@@ -51,12 +53,6 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 Progress = Callable[[float, str], None]
 
-SHIPPED_ARTICLE = "rubio-us-mediation-russia-ukraine-talks.txt"
-SHIPPED_EXAMPLES = (
-    "By what date is the rare earth deal meant to be finalised?",
-    "What did Rubio say the US would do if no ceasefire seemed possible?",
-    "What did Zelensky say about a ceasefire without security guarantees?",
-)
 # Chat streams Gradio serves at once: one is answered, the others wait in the window's Line,
 # where they show their place; beyond this they wait in Gradio's queue.
 CHAT_CONCURRENCY = 16
@@ -295,15 +291,60 @@ class StopSignals:
 # --- documents ------------------------------------------------------------------------------
 
 
-def rebuild_index(assistant: Assistant, progress: Progress | None = None) -> str:
-    """Run the incremental build; a readable summary (or why it could not run)."""
+def rebuild_index(
+    assistant: Assistant,
+    progress: Progress | None = None,
+    saved: Sequence[str] = (),
+    refused: Sequence[tuple[str, str]] = (),
+    deleted: Sequence[str] = (),
+) -> str:
+    """Run the incremental build; what it did (and what this step saved or deleted before it),
+    or why it could not run."""
     try:
         report: BuildReport = assistant.rebuild(progress=progress)
-    except BuildBusyError as e:
-        return f"Not rebuilt: {e}"
     except Exception as e:  # noqa: BLE001 - one line for the page; a bug's traceback to the log
-        return f"Rebuild failed: {explain(e, 'rebuild')}"
-    return "Index rebuilt.\n" + report.summary()
+        lines = [f"Refused {name}: {reason}" for name, reason in refused]
+        if saved:
+            lines.append(f"Saved to the documents folder: {', '.join(saved)}")
+        if deleted:
+            lines.append(f"Deleted from the documents folder: {', '.join(deleted)}")
+        if isinstance(e, BuildBusyError):
+            lines.append(f"Not rebuilt: {e}")
+        else:
+            lines.append(f"Rebuild failed: {explain(e, 'rebuild')}")
+        return "\n".join(lines)
+    return build_report(report, saved, refused, deleted)
+
+
+def add_documents(
+    assistant: Assistant, files: Sequence[tuple[str, str]], progress: Progress | None = None
+) -> str:
+    """Save uploaded (name, temp path) files into the documents folder and index them: one step."""
+    saved, refused = save_uploads(assistant.cfg, files)
+    if not saved:
+        return "\n".join(f"Refused {name}: {reason}" for name, reason in refused) or "No files."
+    return rebuild_index(assistant, progress, saved=saved, refused=refused)
+
+
+def delete_documents(
+    assistant: Assistant, doc_ids: Sequence[str], progress: Progress | None = None
+) -> str:
+    """Delete documents from the folder (after the window asked) and take them out of the index."""
+    deleted, refused = remove_documents(assistant.cfg, doc_ids)
+    if not deleted:
+        lines = [f"Not deleted {name}: {reason}" for name, reason in refused]
+        return "\n".join(lines) or "No document was picked."
+    return rebuild_index(assistant, progress, refused=refused, deleted=deleted)
+
+
+def confirm_text(doc_ids: Sequence[str]) -> str:
+    """The question asked before files are deleted, naming them (Markdown, escaped)."""
+    names = ", ".join(f"**{escape_markdown(i)}**" for i in doc_ids)
+    them = "it" if len(doc_ids) == 1 else "them"
+    return (
+        f"Delete {names} from the documents folder? This deletes the "
+        f"{'file' if len(doc_ids) == 1 else 'files'} from disk and takes {them} out of the answers."
+    )
 
 
 def mark_answer(cfg: Config, answers: Sequence[Answer], turn: int, liked: object) -> str:
@@ -337,18 +378,25 @@ def explain(error: Exception, doing: str) -> str:
     return f"an internal error ({type(error).__name__}); the details are in the server's log"
 
 
-def _report(done: str, names: Sequence[str], refused: Sequence[tuple[str, str]]) -> str:
-    lines = [f"{done}: {name}" for name in names]
-    lines += [f"refused {name}: {reason}" for name, reason in refused]
-    return "\n".join(lines) or "Nothing selected."
+def example_questions(title: str) -> list[str]:
+    """Questions a document's title invites: those it asks itself, then what it is about.
+
+    >>> example_questions("Talks stall. What does Kyiv expect?")
+    ['What does Kyiv expect?', 'What is “Talks stall. What does Kyiv expect?” about?']
+    """
+    asked = [q.strip() for q in re.findall(r"[^.!?]*\?", title) if len(q.split()) >= 3]
+    short = title if len(title) <= 60 else title[:60].rsplit(" ", 1)[0] + "…"
+    return [*asked, f"What is “{short}” about?"]
 
 
-def examples_for(documents: Sequence[IndexedDocument]) -> list[str]:
-    """Example questions for the welcome screen: about the shipped article if it is indexed."""
-    ids = {d.get("id") for d in documents}
-    if SHIPPED_ARTICLE in ids:
-        return list(SHIPPED_EXAMPLES)
-    return [f"What is “{d.get('title') or d.get('id')}” about?" for d in documents[:3]]
+def examples_for(documents: Sequence[IndexedDocument], n: int = 3) -> list[str]:
+    """Example questions for the welcome screen, from the titles of the newest documents."""
+    newest = sorted(documents, key=lambda d: (d.get("file_date") or "", d["id"]), reverse=True)
+    per_document = [example_questions(d.get("title") or d["id"]) for d in newest[:n]]
+    out: list[str] = []
+    for round_ in range(max((len(q) for q in per_document), default=0)):
+        out += [qs[round_] for qs in per_document if round_ < len(qs) and qs[round_] not in out]
+    return out[:n]
 
 
 # --- the app ------------------------------------------------------------------------------
@@ -421,13 +469,13 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
             with gr.Row():
                 with gr.Column():
                     uploads = gr.File(
-                        label=f"Add documents ({' '.join(SUFFIXES)})",
+                        label=f"Add documents: drop files here ({' '.join(SUFFIXES)}); "
+                        "they are indexed at once",
                         file_count="multiple",
                         file_types=list(SUFFIXES),
                         type="filepath",
                         elem_id="upload",
                     )
-                    add = gr.Button("Add to documents folder", elem_id="add")
                 with gr.Column():
                     to_remove = gr.Dropdown(
                         label="Remove documents",
@@ -435,8 +483,17 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                         multiselect=True,
                         elem_id="remove-select",
                     )
-                    remove = gr.Button("Remove selected", variant="stop", elem_id="remove")
-            rebuild = gr.Button("Rebuild index", variant="primary", elem_id="rebuild")
+                    remove = gr.Button("Remove…", variant="stop", elem_id="remove")
+                    with gr.Group(visible=False, elem_id="confirm-remove") as confirm_box:
+                        confirm_question = gr.Markdown(elem_id="confirm-text")
+                        with gr.Row():
+                            confirm = gr.Button(
+                                "Delete from disk", variant="stop", elem_id="confirm-delete"
+                            )
+                            cancel = gr.Button("Cancel", elem_id="cancel-delete")
+            rebuild = gr.Button(
+                "Rebuild index (after changing the folder by hand)", elem_id="rebuild"
+            )
             doc_status = gr.Textbox(
                 label="Status", interactive=False, lines=4, elem_id="doc-status"
             )
@@ -494,22 +551,21 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                 return "Only a finished answer can be marked helpful or wrong."
             return mark_answer(cfg, past, turn, evt.liked)
 
-        def on_add(files):
+        def on_upload(files, progress=gr.Progress()):  # noqa: B008 - Gradio's injection
             pairs = [
                 (getattr(f, "orig_name", None) or Path(str(f)).name, str(f)) for f in files or []
             ]
-            saved, refused = save_uploads(cfg, pairs)
-            text = _report("saved", saved, refused)
-            if saved:
-                text += "\nPress Rebuild index to make them searchable."
-            return text, None, gr.update(choices=seed_files(cfg))
+            text = add_documents(assistant, pairs, lambda f, m: progress(f, desc=m))
+            return (text, None, *_refresh())
 
-        def on_remove(ids):
-            removed, refused = remove_documents(cfg, ids or [])
-            text = _report("removed", removed, refused)
-            if removed:
-                text += "\nPress Rebuild index to take them out of the answers."
-            return text, gr.update(choices=seed_files(cfg), value=[])
+        def on_ask_remove(ids):
+            if not ids:
+                return "Pick the documents to remove first.", gr.update(visible=False), ""
+            return gr.skip(), gr.update(visible=True), confirm_text(ids)
+
+        def on_confirm_remove(ids, progress=gr.Progress()):  # noqa: B008
+            text = delete_documents(assistant, ids or [], lambda f, m: progress(f, desc=m))
+            return (text, gr.update(visible=False), *_refresh())
 
         def on_rebuild(progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
             text = rebuild_index(assistant, lambda f, m: progress(f, desc=m))
@@ -519,7 +575,7 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
             ph, ex, ban = _chat_view(assistant)
             return (
                 render_documents(assistant.documents()),
-                gr.update(choices=seed_files(cfg)),
+                gr.update(choices=seed_files(cfg), value=[]),
                 gr.update(placeholder=ph, examples=ex),
                 gr.update(value=ban, visible=bool(ban)),
             )
@@ -552,15 +608,17 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
             )
         selector.change(on_select, [answers, selector], sources, queue=False)
         chatbot.like(on_feedback, [answers, bubbles], status, queue=False)
-        add.click(on_add, uploads, [doc_status, uploads, to_remove])
-        remove.click(on_remove, to_remove, [doc_status, to_remove])
-        rebuild.click(
-            on_rebuild,
-            None,
-            [doc_status, documents_html, to_remove, chatbot, index_banner],
-            concurrency_limit=1,
-            concurrency_id="rebuild",
+        after_index = [documents_html, to_remove, chatbot, index_banner]
+        indexing: dict[str, Any] = dict(concurrency_limit=1, concurrency_id="rebuild")
+        uploads.upload(on_upload, uploads, [doc_status, uploads, *after_index], **indexing)
+        remove.click(
+            on_ask_remove, to_remove, [doc_status, confirm_box, confirm_question], queue=False
         )
+        cancel.click(lambda: gr.update(visible=False), None, confirm_box, queue=False)
+        confirm.click(
+            on_confirm_remove, to_remove, [doc_status, confirm_box, *after_index], **indexing
+        )
+        rebuild.click(on_rebuild, None, [doc_status, *after_index], **indexing)
         demo.load(
             _refresh,
             None,

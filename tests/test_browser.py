@@ -40,6 +40,7 @@ ROOT = Path(__file__).parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
 QUESTION = "By what date is the rare earth deal meant to be finalised?"
+EXAMPLE = "What does Washington expect from Moscow and Kiev?"  # the article's title asks it
 START_TIMEOUT_S = 900  # first start: build the index and convert the model once
 ANSWER_TIMEOUT_S = 600
 EVIL = (
@@ -149,8 +150,8 @@ def test_question_streams_a_cited_answer_in_chromium(server):
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.goto(url)
             page.wait_for_selector("#question textarea", timeout=60_000)
-            # Example questions about the shipped article on first open.
-            page.get_by_text(QUESTION).first.wait_for(timeout=30_000)
+            # Example questions from the documents' titles on first open.
+            page.get_by_text(EXAMPLE).first.wait_for(timeout=30_000)
 
             page.fill("#question textarea", QUESTION)
             page.click("#send")
@@ -281,6 +282,7 @@ def test_answer_and_passage_never_load_remote_resources(tmp_path, recorder):
 # --- the window with fakes: one app and one Chromium for these tests -----------------------
 
 DEAL_QUESTION = "By what date is the rare earth deal meant to be finalised?"
+EXAMPLE = "What does Washington expect from Moscow and Kiev?"  # the article's title asks it
 
 
 def _deal_reply(messages) -> str:
@@ -460,3 +462,44 @@ def test_the_theme_switch_and_the_system_setting_give_readable_highlights(page, 
         assert min(mark_contrasts(dark)) >= 4.5, mark_contrasts(dark)
     finally:
         context.close()
+
+
+def test_dropped_files_are_indexed_at_once_and_removal_asks_first(page, tmp_path):
+    storm = tmp_path / "storm-warning.md"
+    storm.write_text(
+        "# Storm warning for Brittany\n\nFerries between Roscoff and Plymouth were cancelled.",
+        encoding="utf-8",
+    )
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#upload input[type=file]").set_input_files(str(storm))
+    status = page.locator("#doc-status textarea")
+    page.wait_for_function(
+        "() => document.querySelector('#doc-status textarea').value.includes('Indexed:')",
+        timeout=30_000,
+    )
+    assert status.input_value().splitlines()[0] == "Indexed: storm-warning.md"
+    assert "2 documents, " in status.input_value()
+    page.locator("#documents").get_by_text("Storm warning for Brittany").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "window-documents.png"), full_page=True)
+
+    # Removing asks first, naming the file; Cancel keeps it.
+    page.locator("#remove-select input").click()
+    page.keyboard.type("storm-warning")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")  # close the list of choices
+    page.locator("#remove").click()
+    confirm = page.locator("#confirm-text")
+    confirm.wait_for()
+    assert "Delete storm-warning.md from the documents folder?" in confirm.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "window-remove-confirm.png"), full_page=True)
+    page.locator("#cancel-delete").click()
+    confirm.wait_for(state="hidden")
+    assert "storm-warning.md" in page.locator("#documents").inner_text()
+    page.locator("#remove").click()
+    page.locator("#confirm-delete").click()
+    page.wait_for_function(
+        "() => document.querySelector('#doc-status textarea').value.startsWith('Deleted')",
+        timeout=30_000,
+    )
+    assert "1 document, " in status.input_value()
+    assert "storm-warning.md" not in page.locator("#documents").inner_text()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import socket
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -12,7 +15,7 @@ import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, SilentGenerator, passage_number
 
 import app
-from assistant import library, render, server, ui
+from assistant import ingest, library, render, server, ui
 from assistant.config import Config, ConfigError
 from assistant.generation import GeneratorError
 from assistant.rag import Assistant, build_index
@@ -372,28 +375,47 @@ def test_documents_tab_offers_what_the_index_reads(cfg):
     assert (seeds / "README.md").exists() and (seeds / "~$draft.md").exists()
 
 
-def test_rebuild_updates_document_list(cfg, tmp_path):
+def test_a_dropped_file_is_added_and_indexed_in_one_step_and_removed_the_same_way(cfg, tmp_path):
     assistant = make(cfg, cite(("Ferries between Roscoff and Plymouth were cancelled", "Roscoff")))
     assert [d["id"] for d in assistant.documents()] == [ARTICLE]
-    upload = tmp_path / "storm.md"
+    upload, bad = tmp_path / "storm.md", tmp_path / "tool.exe"
     upload.write_text(
         "# Storm warning\n\nFerries between Roscoff and Plymouth were cancelled.", encoding="utf-8"
     )
-    library.save_uploads(cfg, [("storm.md", upload)])
+    bad.write_bytes(b"MZ")
     steps = []
-    summary = ui.rebuild_index(assistant, lambda f, m: steps.append((f, m)))
-    assert "1 added" in summary and steps and steps[-1][0] == 1.0
+    report = ui.add_documents(
+        assistant, [("storm.md", str(upload)), ("tool.exe", str(bad))], lambda f, m: steps.append(f)
+    )
+    # Only what happened: the refusal, what was indexed, and the totals, with plurals right.
+    assert report.splitlines() == [
+        "Refused tool.exe: file type .exe is not allowed (allowed: "
+        + " ".join(ingest.SUFFIXES)
+        + ")",
+        "Indexed: storm.md",
+        f"2 documents, {sum(d['passages'] for d in assistant.documents())} passages in the index.",
+    ]
+    assert steps and steps[-1] == 1.0
     assert [d["id"] for d in assistant.documents()] == [ARTICLE, "storm.md"]
     table = render.render_documents(assistant.documents())
     assert "Storm warning" in table and "US Secretary of State" in table and "file date" in table
-    assert "2 documents indexed." in render.render_documents(assistant.documents())
+    assert "2 documents indexed." in table
     assert "1 document indexed." in render.render_documents(assistant.documents()[:1])
     _, sources, _, _ = run(assistant, "Which ferries were cancelled?")[-1]
     assert "Roscoff" in sources
+    # The same file again: nothing to index, and the report says just that.
+    again = ui.add_documents(assistant, [("storm.md", str(upload))])
+    assert again.splitlines()[0] == "Already indexed with the same content: storm.md"
 
-    library.remove_documents(cfg, ["storm.md"])
-    assert "1 removed" in ui.rebuild_index(assistant)
+    assert "**storm.md**" in ui.confirm_text(["storm.md"]) and "from disk" in ui.confirm_text(["x"])
+    report = ui.delete_documents(assistant, ["storm.md"])
+    assert report.splitlines()[:2] == [
+        "Deleted from the documents folder: storm.md",
+        "Out of the index: storm.md",
+    ]
+    assert report.splitlines()[-1].startswith("1 document, ")
     assert [d["id"] for d in assistant.documents()] == [ARTICLE]
+    assert ui.rebuild_index(assistant).startswith("Nothing changed")
 
 
 def test_rebuild_while_another_runs_says_so(cfg):
@@ -412,16 +434,29 @@ def test_empty_index_shows_how_to_add_documents(tmp_path):
     build_index(c, HashingEmbedder())
     assistant = make(c, "x")
     history, _, _, _ = run(assistant, "Anything?")[-1]
-    assert "Documents" in history[-1]["content"] and "Rebuild index" in history[-1]["content"]
+    assert "Documents" in history[-1]["content"] and "indexed at once" in history[-1]["content"]
     assert "No documents are indexed yet" in render.render_documents([])
     placeholder, examples, banner = ui._chat_view(assistant)
     assert placeholder == render.ADD_DOCUMENTS_HELP and examples is None and banner == ""
     assert isinstance(ui.build_app(assistant, c), gr.Blocks)
 
 
-def test_examples_are_about_the_shipped_article(cfg):
-    _, examples, _ = ui._chat_view(make(cfg, "x"))
-    assert [e["text"] for e in examples] == list(ui.SHIPPED_EXAMPLES)
+def test_examples_come_from_the_titles_of_the_newest_documents(cfg, tmp_path):
+    assistant = make(cfg, "x")
+    _, examples, _ = ui._chat_view(assistant)
+    # The shipped article's title asks a question of its own.
+    assert examples[0] == {"text": "What does Washington expect from Moscow and Kiev?"}
+    upload = tmp_path / "ferries.md"
+    upload.write_text("# Ferry timetable for the winter\n\nSailings twice a day.", "utf-8")
+    later = time.time() + 86400 * 2  # a day newer than the article, whatever the clock says
+    os.utime(upload, (later, later))
+    shutil.copy2(upload, Path(cfg.seeds_dir) / "ferries.md")
+    assistant.rebuild()
+    _, examples, _ = ui._chat_view(assistant)
+    assert [e["text"] for e in examples][:2] == [
+        "What is “Ferry timetable for the winter” about?",
+        "What does Washington expect from Moscow and Kiev?",
+    ]
 
 
 # --- serving ------------------------------------------------------------------------------
