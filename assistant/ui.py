@@ -427,8 +427,10 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
         gr.HTML(HEADER, elem_id="header-row", padding=False)
         index_banner = gr.Markdown(banner, visible=bool(banner))
         with gr.Tab("Chat"):
-            with gr.Row():
-                with gr.Column(scale=3):
+            # The conversation and its sources side by side (stacked on a narrow screen, where
+            # both are shorter, so the sources sit between the chat and the question box).
+            with gr.Row(elem_id="chat-row"):
+                with gr.Column(scale=3, min_width=320):
                     chatbot = gr.Chatbot(
                         label="Conversation",
                         height=520,
@@ -442,20 +444,8 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                         buttons=[],  # its copy would copy the HTML: answers carry their own
                         elem_id="chat",
                     )
-                    question = gr.Textbox(
-                        placeholder="Ask a question about your documents…",
-                        show_label=False,
-                        lines=1,
-                        max_lines=6,
-                        elem_id="question",
-                    )
-                    with gr.Row():
-                        send = gr.Button("Send", variant="primary", elem_id="send")
-                        stop = gr.Button("Stop", variant="stop", elem_id="stop", interactive=False)
-                        new_chat = gr.Button("New chat", elem_id="new-chat")
-                    status = gr.Markdown("", elem_id="status")
-                with gr.Column(scale=2):
-                    gr.Markdown("### Sources")
+                with gr.Column(scale=2, min_width=320, elem_id="sources-column"):
+                    gr.Markdown("### Sources", elem_id="sources-heading")
                     selector = gr.Dropdown(
                         label="Show passage",
                         choices=[],
@@ -464,6 +454,23 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                         elem_id="show-passage",
                     )
                     sources = gr.HTML(render_sources([]), elem_id="sources")
+            with gr.Row(elem_id="ask-row"):
+                question = gr.Textbox(
+                    placeholder="Ask a question about your documents…",
+                    show_label=False,
+                    lines=1,
+                    max_lines=6,
+                    scale=6,
+                    min_width=240,
+                    elem_id="question",
+                )
+                buttons: dict[str, Any] = dict(scale=0, min_width=100)
+                send = gr.Button("Send", variant="primary", elem_id="send", **buttons)
+                stop = gr.Button(
+                    "Stop", variant="stop", interactive=False, elem_id="stop", **buttons
+                )
+                new_chat = gr.Button("New chat", elem_id="new-chat", **buttons)
+            status = gr.Markdown("", elem_id="status")
         with gr.Tab("Documents"):
             documents_html = gr.HTML(render_documents(assistant.documents()), elem_id="documents")
             with gr.Row():
@@ -606,7 +613,9 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                 concurrency_limit=None,
                 queue=False,
             )
-        selector.change(on_select, [answers, selector], sources, queue=False)
+        # .input, not .change: the stream resets the selector, and a change event it fired read
+        # the answers before the stream stored them, blanking the panel it had just filled.
+        selector.input(on_select, [answers, selector], sources, queue=False)
         chatbot.like(on_feedback, [answers, bubbles], status, queue=False)
         after_index = [documents_html, to_remove, chatbot, index_banner]
         indexing: dict[str, Any] = dict(concurrency_limit=1, concurrency_id="rebuild")

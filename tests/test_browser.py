@@ -503,3 +503,23 @@ def test_dropped_files_are_indexed_at_once_and_removal_asks_first(page, tmp_path
     )
     assert "1 document, " in status.input_value()
     assert "storm-warning.md" not in page.locator("#documents").inner_text()
+
+
+def test_on_a_narrow_screen_the_sources_sit_between_the_chat_and_the_question(page):
+    page.set_viewport_size({"width": 420, "height": 860})
+    ask(page)
+    wait_for_answer(page)
+    page.wait_for_selector("#sources .src-card")
+    box = {s: page.locator(s).bounding_box() for s in ("#chat", "#sources", "#question")}
+    assert box["#chat"]["y"] < box["#sources"]["y"] < box["#question"]["y"], box
+    # The evidence starts within a screen of the conversation's end.
+    assert box["#sources"]["y"] - (box["#chat"]["y"] + box["#chat"]["height"]) < 200, box
+    page.screenshot(path=str(ARTIFACTS / "window-narrow.png"), full_page=True)
+    marker = page.locator("#chat a.answer-marker").last
+    target = marker.get_attribute("href")[1:]
+    marker.click()
+    card = page.locator(f"#sources #{target}.flash")
+    card.wait_for()
+    page.wait_for_timeout(600)  # the smooth scroll
+    top = card.evaluate("e => e.getBoundingClientRect().top")
+    assert 0 <= top < 860, top  # scrolled into the screen
