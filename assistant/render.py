@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .citations import MARKER, marker_numbers, markers_in
 from .ingest import SUFFIXES
-from .schema import Answer, Hit, IndexedDocument
+from .schema import Answer, Document, Hit, IndexedDocument
 
 if TYPE_CHECKING:
     from .indexing import BuildReport
@@ -292,20 +292,67 @@ def shown_numbers(answer: Answer) -> list[int]:
     return list(dict.fromkeys([*cited_numbers(answer), *evidence]))
 
 
+def passage_quotes(answer: Answer, n: int) -> list[tuple[str, bool]]:
+    """(sentence, cited) to mark in passage n: the cited sentence strongly, the other evidence
+    the model was shown lightly."""
+    quotes = [(x.quote, True) for x in answer.citations if x.n == n]
+    return quotes + [(u.text, False) for u in answer.evidence if u.passage == n]
+
+
 def _card(answer: Answer, turn: int, n: int, selected: bool) -> str:
     hit = answer.passages[n - 1]
     c = hit.chunk
-    # The cited sentence is marked strongly, the other evidence shown to the model lightly.
-    quotes = [(x.quote, True) for x in answer.citations if x.n == n]
-    quotes += [(u.text, False) for u in answer.evidence if u.passage == n]
+    quotes = passage_quotes(answer, n)
     dated = date_label(c.date, c.file_date)
     date = f" · {escape(dated)}" if dated else ""
     cls = "src-card selected" if selected else "src-card"
     return (
         f'<div class="{cls}" id="src-{turn}-{n}">'
         f'<div class="src-head"><b>[{n}] {escape(c.title or c.doc_id)}</b>{date}'
-        f'<br><span class="src-where">{escape(c.doc_id)} · {escape(_where(hit))}</span></div>'
+        f'<br><span class="src-where">{escape(c.doc_id)} · {escape(_where(hit))}</span> · '
+        f'<a class="show-doc" href="#doc-{turn}-{n}" role="button">Show in document</a></div>'
         f'<p class="src-text">{_highlight(c.text, quotes)}</p></div>'
+    )
+
+
+def render_note(text: str) -> str:
+    """A one-line note in a panel (escaped)."""
+    return f'<p class="note">{escape(text)}</p>'
+
+
+DOCUMENT_WINDOW = 100_000  # characters shown on each side of the passage in a long document
+
+
+def render_document(doc: Document, hit: Hit, quotes: Iterable[tuple[str, bool]] = ()) -> str:
+    """A whole document with one passage outlined (id "doc-passage") and its sentences marked.
+
+    Text beyond DOCUMENT_WINDOW characters on either side is left out, and says so. When the
+    file changed since it was indexed, the passage is no longer where the index says: the
+    document is shown unmarked, with a note.
+    """
+    c = hit.chunk
+    dated = date_label(doc.date, doc.file_date)
+    head = (
+        f'<div class="doc-head"><b>{escape(doc.title or doc.id)}</b>'
+        f"{f' · {escape(dated)}' if dated else ''}"
+        f'<br><span class="src-where">{escape(doc.id)} · {escape(_where(hit))}</span></div>'
+    )
+    text = doc.text
+    if text[c.start : c.end] != c.text:
+        note = (
+            '<p class="note">The file changed since it was indexed, so the passage cannot be '
+            "marked: rebuild the index on the Documents tab.</p>"
+        )
+        shown, cut = text[: 2 * DOCUMENT_WINDOW], len(text) > 2 * DOCUMENT_WINDOW
+        more = '<p class="note">… (the rest is not shown)</p>' if cut else ""
+        return f'{head}{note}<div class="doc-text">{escape(shown)}</div>{more}'
+    lo, hi = max(0, c.start - DOCUMENT_WINDOW), min(len(text), c.end + DOCUMENT_WINDOW)
+    before = f'<p class="note">… ({lo:,} characters before)</p>' if lo else ""
+    after = f'<p class="note">… ({len(text) - hi:,} characters after)</p>' if hi < len(text) else ""
+    return (
+        f'{head}{before}<div class="doc-text">{escape(text[lo : c.start])}'
+        f'<span class="doc-passage" id="doc-passage">{_highlight(c.text, quotes)}</span>'
+        f"{escape(text[c.end : hi])}</div>{after}"
     )
 
 

@@ -24,7 +24,7 @@ from .errors import AssistantError
 from .feedback import save_verdict
 from .indexing import BuildBusyError
 from .ingest import SUFFIXES
-from .library import remove_documents, save_uploads, seed_files
+from .library import open_document, remove_documents, save_uploads, seed_files
 from .rag import QuestionError
 from .render import (
     ADD_DOCUMENTS_HELP,
@@ -33,10 +33,13 @@ from .render import (
     escape,
     escape_markdown,
     passage_choices,
+    passage_quotes,
     plural,
     progress_label,
     render_answer,
+    render_document,
     render_documents,
+    render_note,
     render_progress,
     render_sources,
 )
@@ -337,6 +340,26 @@ def delete_documents(
     return rebuild_index(assistant, progress, refused=refused, deleted=deleted)
 
 
+def document_view(assistant: Assistant, answers: Sequence[Answer], request: str) -> str:
+    """The whole document around passage n of answer t, for a "t-n" request from a source card
+    (window.js sends it; anything after a further "-" is ignored); or why it cannot be shown."""
+    try:
+        turn, n = (int(part) for part in request.split("-")[:2])
+    except ValueError:
+        return render_note("No passage was asked for.")
+    if not 1 <= turn <= len(answers):
+        return render_note("The answer is still being written: open its passages when it is done.")
+    answer = answers[turn - 1]
+    if not 1 <= n <= len(answer.passages):
+        return render_note("That answer has no such passage.")
+    hit = answer.passages[n - 1]
+    try:
+        doc = open_document(assistant.cfg, hit.chunk.doc_id)
+    except (AssistantError, OSError) as e:
+        return render_note(f"The document cannot be shown: {explain(e, 'showing a document')}")
+    return render_document(doc, hit, passage_quotes(answer, n))
+
+
 def confirm_text(doc_ids: Sequence[str]) -> str:
     """The question asked before files are deleted, naming them (Markdown, escaped)."""
     names = ", ".join(f"**{escape_markdown(i)}**" for i in doc_ids)
@@ -454,6 +477,12 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                         elem_id="show-passage",
                     )
                     sources = gr.HTML(render_sources([]), elem_id="sources")
+            # "Show in document" on a source card: window.js writes "turn-n-nonce" into the
+            # hidden box (the nonce makes every request a change).
+            doc_request = gr.Textbox(visible="hidden", elem_id="doc-request")
+            with gr.Group(visible=False, elem_id="doc-view-box") as doc_box:
+                close_doc = gr.Button("Close", size="sm", elem_id="doc-close")
+                doc_view = gr.HTML(elem_id="doc-view")
             with gr.Row(elem_id="ask-row"):
                 question = gr.Textbox(
                     placeholder="Ask a question about your documents…",
@@ -617,6 +646,13 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
         # the answers before the stream stored them, blanking the panel it had just filled.
         selector.input(on_select, [answers, selector], sources, queue=False)
         chatbot.like(on_feedback, [answers, bubbles], status, queue=False)
+        doc_request.change(
+            lambda past, key: (gr.update(visible=True), document_view(assistant, past, key)),
+            [answers, doc_request],
+            [doc_box, doc_view],
+            queue=False,
+        ).then(None, js="() => { showDocumentPassage(); }")
+        close_doc.click(lambda: gr.update(visible=False), None, doc_box, queue=False)
         after_index = [documents_html, to_remove, chatbot, index_banner]
         indexing: dict[str, Any] = dict(concurrency_limit=1, concurrency_id="rebuild")
         uploads.upload(on_upload, uploads, [doc_status, uploads, *after_index], **indexing)

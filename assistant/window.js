@@ -1,5 +1,6 @@
-// The chat window's script (ui.page() puts it in the page's head): theme, copy, markers.
-// It acts on what render.py writes: #theme-switch, a[href^="#copy-"], a[href^="#src-"].
+// The chat window's script (ui.page() puts it in the page's head): theme, copy, markers, and
+// the document view. It acts on what render.py writes: #theme-switch, a[href^="#copy-"],
+// a[href^="#src-"], a[href^="#doc-"].
 
 // --- theme: the switch toggles Gradio's "dark" class and remembers the choice ---------------
 const THEME_KEY = "assistant-theme";
@@ -67,13 +68,43 @@ function showPassage(link) {
   return true;
 }
 
+// --- "Show in document": ask the server for the whole document (through a hidden box), then
+// scroll the view to the passage
+function askForDocument(link) {
+  const box = document.querySelector("#doc-request textarea, #doc-request input");
+  if (!box) return;
+  // A nonce after the "turn-n" key: asking for the same passage again is still an input.
+  box.value = link.getAttribute("href").slice("#doc-".length) + "-" + Date.now();
+  box.dispatchEvent(new Event("input", {bubbles: true}));
+}
+
+function showDocumentPassage() {
+  setTimeout(function () {
+    const passage = document.getElementById("doc-passage");
+    if (passage) passage.scrollIntoView({block: "center"});
+    const close = document.getElementById("doc-close");
+    if (close) close.focus({preventScroll: true});
+  }, 50);
+}
+
+document.addEventListener("keydown", function (event) {
+  const view = document.getElementById("doc-view-box");
+  if (event.key === "Escape" && view && view.getClientRects().length) {  // shown
+    const close = document.getElementById("doc-close");
+    if (close) close.click();
+  }
+});
+
 document.addEventListener("click", function (event) {
   const target = event.target;
   if (!target.closest) return;
   const copy = target.closest('a[href^="#copy-"]');
   const marker = target.closest('a[href^="#src-"]');
+  const showDoc = target.closest('a[href^="#doc-"]');
   if (copy) {
     copyAnswer(copy);
+  } else if (showDoc) {
+    askForDocument(showDoc);
   } else if (marker) {
     if (!showPassage(marker)) return;
   } else if (target.closest("#theme-switch")) {

@@ -505,6 +505,26 @@ def test_dropped_files_are_indexed_at_once_and_removal_asks_first(page, tmp_path
     assert "storm-warning.md" not in page.locator("#documents").inner_text()
 
 
+def test_show_in_document_opens_the_whole_document_at_the_passage(page):
+    ask(page)
+    wait_for_answer(page)
+    page.wait_for_selector("#sources .src-card")
+    page.locator("#sources .src-card").first.get_by_text("Show in document").click()
+    view = page.locator("#doc-view-box").first  # Gradio repeats a group's id inside it
+    view.wait_for()
+    passage = page.locator("#doc-passage")
+    passage.wait_for()
+    page.wait_for_timeout(300)  # the scroll to the passage
+    assert passage.locator("mark").count() >= 1
+    text = page.locator("#doc-view").inner_text()
+    assert text.count("Rubio") >= 3 and "finalize the deal by April 26" in text  # all of it
+    box, where = view.bounding_box(), passage.bounding_box()
+    assert box["y"] <= where["y"] < box["y"] + box["height"], (box, where)  # in sight
+    page.screenshot(path=str(ARTIFACTS / "window-document.png"))
+    page.keyboard.press("Escape")
+    view.wait_for(state="hidden")
+
+
 def test_on_a_narrow_screen_the_sources_sit_between_the_chat_and_the_question(page):
     page.set_viewport_size({"width": 420, "height": 860})
     ask(page)

@@ -295,6 +295,30 @@ def test_failure_is_shown_without_traceback(cfg):
     assert "ran out of memory" in history[-1]["content"] and "Traceback" not in status
 
 
+def test_show_in_document_gives_the_whole_document_with_the_passage_marked(cfg):
+    assistant = make(cfg, cite(DEAL))
+    _, sources, _, answers = run(assistant, "When is the rare earth deal final?")[-1]
+    n = answers[-1].citations[0].n
+    assert f'href="#doc-1-{n}"' in sources and "Show in document" in sources
+    view = ui.document_view(assistant, answers, f"1-{n}-1712345678")  # a nonce after the key
+    article = (Path(cfg.seeds_dir) / ARTICLE).read_text(encoding="utf-8")
+    first, last = article.splitlines()[0], article.strip().splitlines()[-1]
+    assert render.escape(first) in view and render.escape(last[-40:]) in view  # all of it
+    passage = view.split('<span class="doc-passage" id="doc-passage">')[1].split("</span>")[0]
+    assert f"<mark{render.CITED_MARK}>The goal is to finalize the deal by April 26.</mark>" in (
+        passage
+    )
+    assert "file date" in view and "paragraph" in view
+    # Asked too early, for nothing, or after the file changed: it says so.
+    assert "still being written" in ui.document_view(assistant, answers, f"2-{n}")
+    assert "No passage" in ui.document_view(assistant, answers, "")
+    (Path(cfg.seeds_dir) / ARTICLE).write_text("A new first line.\n\n" + article, "utf-8")
+    changed = ui.document_view(assistant, answers, f"1-{n}")
+    assert "changed since it was indexed" in changed and "doc-passage" not in changed
+    (Path(cfg.seeds_dir) / ARTICLE).unlink()
+    assert "no longer in the documents folder" in ui.document_view(assistant, answers, f"1-{n}")
+
+
 def test_selecting_a_source_shows_that_passage(cfg):
     _, sources, _, answers = run(make(cfg, cite(DEAL)), "What about the deal and guarantees?")[-1]
     choices = render.passage_choices(answers[-1])
