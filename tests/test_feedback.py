@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
-from assistant import cli, ui
+from assistant import chat, cli, ui
 from assistant.evaluation import load_set
 from assistant.feedback import feedback_id
 from assistant.rag import Assistant
@@ -30,7 +30,7 @@ def conversation(cfg):
     assistant = Assistant(cfg, HashingEmbedder(), ScriptedGenerator(reply))
     answers = []
     for question in (DEAL, PENGUINS, SIGNED):
-        *_, (_, _, _, answers) = ui.respond(assistant, question, [], answers)
+        *_, (_, _, _, answers) = chat.respond(assistant, question, [], answers)
     assert [a.abstained for a in answers] == [False, True, False]
     return answers
 

@@ -165,5 +165,5 @@ def test_eight_concurrent_sessions_get_complete_unmixed_answers(served):
     )
     assert streamed >= total // 2, "answers should arrive as streams of updates"
     assert rss_after - rss_before < MAX_RSS_GROWTH_MB
-    # Generous bounds: one answer is written at a time (ui.Line), the others wait their turn.
+    # Generous bounds: one answer is written at a time (chat.Line), the others wait their turn.
     assert p95 < 60 and total / wall > 0.1

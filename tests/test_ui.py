@@ -15,7 +15,7 @@ import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, SilentGenerator, passage_number
 
 import app
-from assistant import ingest, library, render, server, ui
+from assistant import chat, ingest, library, render, server, ui
 from assistant.config import Config, ConfigError
 from assistant.generation import GeneratorError
 from assistant.rag import Assistant, build_index
@@ -45,7 +45,7 @@ def make(cfg: Config, reply) -> Assistant:
 
 
 def run(assistant, message, history=(), answers=(), stop=None):
-    return list(ui.respond(assistant, message, list(history), list(answers), stop))
+    return list(chat.respond(assistant, message, list(history), list(answers), stop))
 
 
 DEAL = ("The goal is to finalize the deal by April 26", "April 26")
@@ -191,7 +191,7 @@ def test_stop_ends_generation(cfg):
     sentences = " ".join(["The goal is to finalize the deal by April 26."] * 40)
     assistant = make(cfg, lambda m: f"[{passage_number(m, 'April 26')}] {sentences}")
     updates = []
-    for update in ui.respond(assistant, "When is the deal final?", [], [], stop):
+    for update in chat.respond(assistant, "When is the deal final?", [], [], stop):
         updates.append(update)
         if len(updates) == 4:
             stop.set()
@@ -204,14 +204,14 @@ def test_stop_ends_generation(cfg):
 def test_two_sessions_stream_at_once_and_stop_is_per_session(cfg):
     long_reply = " ".join(["The goal is to finalize the deal by April 26."] * 30)
     assistant = make(cfg, lambda m: f"[{passage_number(m, 'April 26')}] {long_reply}")
-    signals = ui.StopSignals()
+    signals = chat.StopSignals()
     results: dict[str, list] = {}
 
     def session(name: str, stop_after: int | None) -> None:
         event = signals.start(name)
         updates = []
         try:
-            for update in ui.respond(assistant, "When is the deal final?", [], [], event):
+            for update in chat.respond(assistant, "When is the deal final?", [], [], event):
                 updates.append(update)
                 if stop_after is not None and len(updates) == stop_after:
                     signals.stop(name)
@@ -234,7 +234,7 @@ def test_two_sessions_stream_at_once_and_stop_is_per_session(cfg):
 
 
 def test_progress_ticks_through_the_stages_while_the_model_is_silent(cfg, monkeypatch):
-    monkeypatch.setattr(ui, "TICK_S", 0.05)
+    monkeypatch.setattr(chat, "TICK_S", 0.05)
     assistant = Assistant(cfg, HashingEmbedder(), SilentGenerator(cite(DEAL), delay_s=1.2))
     updates = run(assistant, "When is the rare earth deal final?")
     bubbles = [h[-1]["content"] for h, _, _, _ in updates[:-1]]
@@ -249,11 +249,11 @@ def test_progress_ticks_through_the_stages_while_the_model_is_silent(cfg, monkey
 
 
 def test_a_question_waits_its_turn_and_says_how_many_are_ahead(cfg, monkeypatch):
-    monkeypatch.setattr(ui, "TICK_S", 0.05)
-    line = ui.Line()
+    monkeypatch.setattr(chat, "TICK_S", 0.05)
+    line = chat.Line()
     first, second = line.join(), line.join()  # two questions already waiting
     assistant = make(cfg, cite(DEAL))
-    updates = ui.respond(assistant, "When is the rare earth deal final?", [], [], None, line)
+    updates = chat.respond(assistant, "When is the rare earth deal final?", [], [], None, line)
     seen = [next(updates)[0][-1]["content"] for _ in range(3)]
     assert all("Queued: 2 questions ahead of yours" in b for b in seen)
     line.leave(first)
@@ -267,10 +267,10 @@ def test_a_question_waits_its_turn_and_says_how_many_are_ahead(cfg, monkeypatch)
 
 
 def test_stop_while_queued_withdraws_the_question(cfg, monkeypatch):
-    monkeypatch.setattr(ui, "TICK_S", 0.05)
-    line, stop = ui.Line(), threading.Event()
+    monkeypatch.setattr(chat, "TICK_S", 0.05)
+    line, stop = chat.Line(), threading.Event()
     line.join()  # someone else is being answered
-    updates = ui.respond(make(cfg, cite(DEAL)), "When is the deal final?", [], [], stop, line)
+    updates = chat.respond(make(cfg, cite(DEAL)), "When is the deal final?", [], [], stop, line)
     assert "Queued" in next(updates)[0][-1]["content"]
     stop.set()
     history, _, status, answers = list(updates)[-1]

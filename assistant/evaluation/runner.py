@@ -74,6 +74,7 @@ _NOT_ANSWERING = (
     "cli.py",
     "__main__.py",
     "ui.py",
+    "chat.py",
     "render.py",
     "library.py",
     "server.py",
