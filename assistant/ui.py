@@ -243,7 +243,7 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                     min_width=240,
                     elem_id="question",
                 )
-                buttons: dict[str, Any] = dict(scale=0, min_width=100)
+                buttons: dict[str, Any] = dict(scale=0, min_width=116)
                 send = gr.Button("Send", variant="primary", elem_id="send", **buttons)
                 stop = gr.Button(
                     "Stop", variant="stop", interactive=False, elem_id="stop", **buttons

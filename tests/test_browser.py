@@ -340,7 +340,11 @@ def wait_for_answer(page, turn: int = 1) -> None:
     page.wait_for_selector(f"#chat .bot >> nth={turn - 1} >> details.timings", timeout=30_000)
 
 
-def test_progress_is_live_and_send_waits_for_the_answer(page):
+def test_progress_is_live_send_waits_and_a_second_question_queues(page, window):
+    browser, url, _ = window
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    other.goto(url)
+    other.wait_for_selector("#question textarea", timeout=60_000)
     ask(page)
     stage = page.locator("#chat .progress .stage").last
     page.wait_for_function(
@@ -363,12 +367,20 @@ def test_progress_is_live_and_send_waits_for_the_answer(page):
     )
     assert "sentence" in stage.inner_text() and "passage" in stage.inner_text()
     page.screenshot(path=str(ARTIFACTS / "window-progress.png"))
+    # Another person asks meanwhile: the model answers one at a time, and the bubble says so.
+    ask(other, "When will the rare earth deal be finalised?")
+    other.locator("#chat .progress .stage").get_by_text(
+        "Queued: 1 question ahead of yours"
+    ).wait_for(timeout=10_000)
+    other.screenshot(path=str(ARTIFACTS / "window-queued.png"))
     wait_for_answer(page)
     assert page.locator("#chat .progress").count() == 0
     assert page.locator("#send").is_enabled() and page.locator("#stop").is_disabled()
     timings = page.locator("#chat details.timings").last
     assert not timings.evaluate("e => e.open") and "total" in timings.text_content()
     page.screenshot(path=str(ARTIFACTS / "window-answer.png"))
+    wait_for_answer(other)  # its turn came after the first answer
+    other.context.close()
 
 
 def test_answer_markers_are_links_copy_gives_text_and_thumbs_mark_it(page, window):
@@ -543,3 +555,7 @@ def test_on_a_narrow_screen_the_sources_sit_between_the_chat_and_the_question(pa
     page.wait_for_timeout(600)  # the smooth scroll
     top = card.evaluate("e => e.getBoundingClientRect().top")
     assert 0 <= top < 860, top  # scrolled into the screen
+    page.locator("#theme-switch").click()  # the dark theme at this width too
+    page.screenshot(path=str(ARTIFACTS / "window-narrow-dark.png"), full_page=True)
+    assert min(mark_contrasts(page)) >= 4.5
+    page.locator("#theme-switch").click()
