@@ -51,7 +51,8 @@ def respond(
     The chat history grows a user and an assistant message. Until the answer is final the
     assistant message shows its stage (queued in `line`, finding evidence, reading, writing) and
     the seconds since the question came, updated at least every TICK_S; the last update carries
-    the final answer with its citations checked and its timings.
+    the final answer with its citations checked and its timings. Only the last update has a
+    status line or a new answer (is_last tells it apart as it arrives).
     """
     started = time.monotonic()
     history = [dict(m) for m in history or ()]
@@ -98,10 +99,16 @@ def respond(
         history[-1] = {"role": "assistant", "content": "Stopped before the answer was started."}
         yield history, sources, "Stopped.", answers
         return
-    answers.append(answer)
+    answers = [*answers, answer]  # a new list: the updates before keep theirs
     history[-1] = {"role": "assistant", "content": render_answer(answer, turn)}
     stopped = "Stopped: the part written so far was checked and kept." if stop.is_set() else ""
     yield history, render_sources(answers), stopped, answers
+
+
+def is_last(status: str, answers: Sequence[Answer], before: Sequence[Answer]) -> bool:
+    """Whether an update of respond() is its last: it alone says something in the status line
+    or holds a new answer."""
+    return bool(status) or len(answers) > len(before)
 
 
 class Line:

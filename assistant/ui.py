@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .chat import Line, StopSignals, explain, respond
+from .chat import Line, StopSignals, explain, is_last, respond
 from .config import Config
 from .errors import AssistantError
 from .feedback import save_verdict
@@ -294,7 +294,6 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                 return
             event = stops.start(session)
             shown = -1
-            last: tuple[Any, ...] = (skip,) * 5
             at = dict(shown_answers or {})
             try:
                 updates = respond(assistant, message, history, past, event, line)
@@ -302,13 +301,13 @@ def build_app(assistant: Assistant, cfg: Config) -> gr.Blocks:
                     # The selector changes only with the answers, so a choice survives the ticks.
                     selector_update = _selector_update(new) if len(new) != shown else skip
                     shown = len(new)
-                    last = ("", hist, src, status_line, new)
-                    busy = _busy_buttons(True) if i == 0 else (skip, skip)
-                    yield (*last, selector_update, *busy, skip)
-                if len(last[4]) > len(past or ()):  # a new answer: its bubble is the last one
-                    at[len(last[1]) - 1] = len(last[4]) - 1
-                # The last update again, with Send back on (API clients read this one).
-                yield (*last, skip, *_busy_buttons(False), at)
+                    if is_last(status_line, new, past or ()):  # Send back on, the thumbs mapped
+                        if len(new) > len(past or ()):
+                            at[len(hist) - 1] = len(new) - 1
+                        buttons, mapped = _busy_buttons(False), at
+                    else:
+                        buttons, mapped = _busy_buttons(True) if i == 0 else (skip, skip), skip
+                    yield ("", hist, src, status_line, new, selector_update, *buttons, mapped)
             finally:
                 event.set()  # also when the stream is cancelled or the browser leaves
                 stops.finish(session, event)

@@ -99,6 +99,23 @@ def test_copy_text_is_rendered_from_the_answer_with_its_sources(cfg):
     assert "Closest passages:\n- [1] " in render.answer_markdown(refusal)
 
 
+@pytest.mark.parametrize(
+    "message, reply",
+    [
+        ("When is the rare earth deal final?", cite(DEAL)),  # an answer
+        ("   ", cite(DEAL)),  # no question
+        ("?" * 3000, cite(DEAL)),  # a question it cannot take
+        ("When is the rare earth deal final?", lambda m: 1 / 0),  # a failure
+    ],
+)
+def test_only_the_last_update_has_a_status_or_a_new_answer(cfg, message, reply):
+    """What the window relies on to turn Send back on with the last update, not after it."""
+    updates = run(make(cfg, reply), message)
+    assert [chat.is_last(status, new, []) for _, _, status, new in updates] == [False] * (
+        len(updates) - 1
+    ) + [True]
+
+
 def test_evidence_is_shown_before_the_answer_and_an_unsupported_sentence_is_cut(cfg):
     reply = cite(DEAL, ("Penguins from Antarctica voted on the treaty in 1850", "April 26"))
     updates = run(make(cfg, reply), "When will the rare earth deal be final?")
