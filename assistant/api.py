@@ -36,7 +36,7 @@ from starlette.routing import BaseRoute, Route
 
 from .config import is_loopback
 from .errors import AssistantError
-from .rag import CLOSEST_NOTE, QuestionError, clean_question
+from .rag import QuestionError, clean_question
 from .schema import Answer
 
 if TYPE_CHECKING:
@@ -234,8 +234,8 @@ def citations_of(answer: Answer) -> list[dict[str, Any]]:
 
 
 def content_of(answer: Answer) -> str:
-    """The reply's text: the answer with its [n] markers (no note about passages shown below)."""
-    return answer.text.removesuffix(CLOSEST_NOTE)
+    """The reply's text: the answer with its [n] markers, or the refusal with its reason."""
+    return answer.text
 
 
 def completion(answer: Answer, cid: str, created: int, usage: dict[str, int]) -> dict[str, Any]:

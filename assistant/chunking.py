@@ -69,6 +69,7 @@ def split(
                 title=doc.title,
                 date=doc.date,
                 page=page,
+                file_date=doc.file_date,
             )
         )
     return chunks

@@ -39,6 +39,8 @@ class Config:
     seeds_dir: Path = Path("seeds")
     index_dir: Path = Path("index")
     cache_dir: Path = dataclasses.field(default_factory=default_cache_dir)
+    # The window's helpful / wrong marks, kept as an eval set (assistant/feedback.py).
+    feedback_dir: Path = Path("feedback")
     # Embedder: "" means the PyPI-shipped all-MiniLM-L6-v2; else a folder or a hub id.
     embedder: str = ""
     embed_batch_size: int = 32
@@ -121,7 +123,7 @@ class Config:
                 continue
             values[f.name] = _parse(f.name, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("seeds_dir", "index_dir", "cache_dir"):
+        for key in ("seeds_dir", "index_dir", "cache_dir", "feedback_dir"):
             if key in values:
                 values[key] = Path(str(values[key]))
         return cls(**values)  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ import numpy as np
 from . import chunking
 from .embedding import Embedder
 from .errors import AssistantError
-from .ingest import IngestError, printable, read_bytes, read_document, scan
+from .ingest import READER, IngestError, printable, read_bytes, read_document, scan
 from .manifest import DocumentEntry, IndexLoadError, Manifest, SkippedEntry
 from .schema import Chunk
 from .store import (
@@ -210,6 +210,13 @@ def _build_locked(
                 f"now {wanted['embedder_id']} {wanted['chunker']})"
             )
             old = None
+    if old is not None and old.manifest.reader != READER:
+        # Titles and dates feed the keyword search and the prompt: every document is read again.
+        report.full_rebuild_reason = (
+            f"documents are read in a new way ({old.manifest.reader} -> {READER}: "
+            "titles and dates from their text)"
+        )
+        old = None
     old_docs: dict[str, DocumentEntry] = old.manifest.documents if old else {}
     old_skipped: dict[str, SkippedEntry] = old.manifest.skipped if old else {}
 
@@ -272,6 +279,7 @@ def _build_locked(
             date=doc.date,
             size=f.size,
             passages=tuple(c.id for c in chunks),
+            file_date=doc.file_date,
         )
         new_chunks.extend(chunks)
 
@@ -300,6 +308,7 @@ def _build_locked(
         embedder_id=embedder.id,
         dim=int(dim),
         chunker=dataclasses.asdict(settings),
+        reader=READER,
         index=report.index_kind,
         passages=len(chunks),
         dead_rows=tuple(dead_rows),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 import logging
 import os
 import re
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +21,10 @@ from .schema import Document
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+# How files become Documents (titles, dates, text). The manifest records it; a build with
+# another reader reads every document again. v1 titled plain text by its file name.
+READER = "reader-v2"
+TITLE_MAX_CHARS = 160  # a longer first line is a paragraph, not a heading
 _TEMP_SUFFIXES = ("~", ".tmp", ".swp", ".part", ".crdownload")
 
 
@@ -188,10 +194,34 @@ def read_document(
             doc = _read_markdown(source.id, text, fallback_title)
         else:
             text = _clean(text)
-            doc = Document(source.id, fallback_title, text, find_date(text))
+            title = first_line_title(text) or fallback_title
+            doc = Document(source.id, title, text, find_date(text))
     if not doc.text.strip():
         raise IngestError("no text (empty document)")
-    return doc
+    return dataclasses.replace(doc, file_date=file_date(source.path))
+
+
+def file_date(path: Path) -> str | None:
+    """The file's modification day (local time, ISO), shown when the text states no date."""
+    try:
+        return time.strftime("%Y-%m-%d", time.localtime(os.stat(path).st_mtime))
+    except OSError:
+        return None
+
+
+def first_line_title(text: str) -> str:
+    """The first line of a text as its title, when it reads like one: short, with more after it.
+
+    >>> first_line_title("Talks stall in Paris\\n\\nRubio warned the US could walk away.")
+    'Talks stall in Paris'
+    >>> first_line_title("One line only.")
+    ''
+    """
+    head, _, rest = text.strip().partition("\n")
+    head = " ".join(head.split())
+    if not head or not rest.strip() or len(head) > TITLE_MAX_CHARS:
+        return ""
+    return head
 
 
 def _decode(data: bytes) -> str:
@@ -222,7 +252,7 @@ def _title_from_name(path: Path) -> str:
 def _read_markdown(doc_id: str, text: str, fallback_title: str) -> Document:
     text = _clean(text)
     match = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, flags=re.M)
-    title = match.group(1).strip() if match else fallback_title
+    title = match.group(1).strip() if match else first_line_title(text) or fallback_title
     return Document(doc_id, title, text, find_date(text))
 
 

@@ -1,4 +1,5 @@
-"""The documents folder as a person changes it from the window: what it offers, uploads, removals.
+"""The documents folder as the window uses it: what it offers, uploads, removals, and a document
+read whole to be shown.
 
 What counts as a document is ingest's: the listing is ingest.walk's and an upload's name is
 checked with ingest.ignored, so the documents tab offers exactly the files the index build
@@ -7,6 +8,7 @@ reads (or reports as skipped), and an upload lands only where the build will rea
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -16,8 +18,9 @@ from pathlib import Path
 
 from .config import Config
 from .files import atomic_write
-from .ingest import SUFFIXES, ignored, walk
+from .ingest import SUFFIXES, IngestError, SourceFile, ignored, read_bytes, read_document, walk
 from .render import shown
+from .schema import Document
 
 NAME_MAX_BYTES = 200  # an uploaded file's name, in UTF-8 (file systems allow 255 bytes)
 _UNSAFE_NAME = re.compile(r"[^\w.\- ()+,]+", re.UNICODE)
@@ -120,6 +123,17 @@ def _listing(cfg: Config) -> dict[str, list[Path]]:
 def seed_files(cfg: Config) -> list[str]:
     """Document files in the seeds folder (ids: paths below it), for the removal list."""
     return sorted(_listing(cfg))
+
+
+def open_document(cfg: Config, doc_id: str) -> Document:
+    """A document of the folder read as the index build reads it, to be shown whole; IngestError
+    (with the reason) if it is gone or cannot be read."""
+    paths = _listing(cfg).get(shown(doc_id), [])
+    if len(paths) != 1:
+        raise IngestError(f"{doc_id} is no longer in the documents folder")
+    data = read_bytes(SourceFile(doc_id, paths[0], "", 0), cfg.max_document_bytes)
+    source = SourceFile(doc_id, paths[0], hashlib.sha256(data).hexdigest(), len(data))
+    return read_document(source, cfg.max_document_bytes, data)
 
 
 def remove_documents(

@@ -14,6 +14,8 @@ from pathlib import Path
 from .errors import AssistantError
 
 FORMAT = "assistant-index v2"
+# The document reader of manifests written before it was recorded (ingest.READER names today's).
+FIRST_READER = "reader-v1"
 REBUILD_HINT = "rebuild it with: python -m assistant index"
 
 
@@ -23,13 +25,14 @@ class IndexLoadError(AssistantError):
 
 @dataclass(frozen=True)
 class DocumentEntry:
-    """An indexed document: hash and size of the bytes read, title, date, its passages' ids."""
+    """An indexed document: hash and size of the bytes read, title, dates, its passages' ids."""
 
     sha256: str
     title: str
     date: str | None
     size: int
     passages: tuple[str, ...]
+    file_date: str | None = None  # the file's modification day when it was read
 
     @classmethod
     def from_dict(cls, data: object) -> DocumentEntry:
@@ -40,6 +43,10 @@ class DocumentEntry:
             date=_field(data, "date", (str, type(None))),
             size=_field(data, "size", int),
             passages=tuple(_field(data, "passages", list, of=str)),
+            # Absent from the manifests written before file dates were recorded.
+            file_date=_field(data, "file_date", (str, type(None)))
+            if isinstance(data, dict) and "file_date" in data
+            else None,
         )
 
     def to_dict(self) -> dict:
@@ -47,6 +54,7 @@ class DocumentEntry:
             "sha256": self.sha256,
             "title": self.title,
             "date": self.date,
+            "file_date": self.file_date,
             "size": self.size,
             "passages": list(self.passages),
         }
@@ -82,6 +90,7 @@ class Manifest:
     skipped: dict[str, SkippedEntry]  # by document id
     dead_rows: tuple[int, ...] = ()  # HNSW rows of removed passages, never returned by a search
     files: dict[str, str] = field(default_factory=dict)  # name: sha256, set when it is written
+    reader: str = FIRST_READER  # how the documents were read (ingest.READER when built)
 
     @classmethod
     def from_dict(cls, data: object, path: Path) -> Manifest:
@@ -103,6 +112,7 @@ class Manifest:
                 embedder_id=_field(embedder, "id", str),
                 dim=_field(embedder, "dim", int),
                 chunker=_field(data, "chunker", dict),
+                reader=_field(data, "reader", str) if "reader" in data else FIRST_READER,
                 index=_field(data, "index", str),
                 passages=_field(data, "passages", int),
                 # Absent from the manifests written before graphs were updated in place.
@@ -123,6 +133,7 @@ class Manifest:
             "created": self.created,
             "embedder": {"id": self.embedder_id, "dim": self.dim},
             "chunker": self.chunker,
+            "reader": self.reader,
             "index": self.index,
             "passages": self.passages,
             "dead_rows": list(self.dead_rows),

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
 # Ends a refusal that has passages to show (the window lists them under the answer).
-CLOSEST_NOTE = " The closest passages are listed below."
 Progress = Callable[[float, str], None]
 
 
@@ -94,6 +93,17 @@ REWRITE_PROMPT = (
     "to. Reply with the rewritten question only."
 )
 _NOT_FOUND = re.compile(r"not found\b", re.I)
+# Why the assistant refused, in words; it follows REFUSAL in the answer's text. Where the closest
+# passages are shown is the front end's to say (the window's Sources panel, the CLI's list).
+NOT_CLOSE = "No passage is close enough to the question."
+NO_EVIDENCE = "No sentence of the closest passages bears on the question."
+NOT_FOUND = "The model found no answer in the closest passages."
+NOT_SUPPORTED = "The answer the model wrote is not clearly supported by the closest passages."
+INVENTED = "What the model wrote is not in the passages."
+# Why a sentence of the model's reply was left out of the answer, in words.
+UNSUPPORTED = "no passage states it: a name, number or date in it is not there"
+NOT_SHOWN = "it cites a passage the model was not given"
+RESTATES = "it adds nothing to the question, or breaks off mid-claim"
 _FOLLOW_UP = re.compile(
     r"^(and|but|so|also|what about|how about)\b|\b(it|its|they|them|their|he|him|his|she|her|"
     r"this|that|these|those|there|then)\b",
@@ -233,7 +243,7 @@ class Assistant:
             yield _final(base, f"{REFUSAL} {msg}", True, timings, started)
             return
         if max(h.similarity for h in hits) < self.cfg.min_relevance:
-            yield _final(base, REFUSAL + CLOSEST_NOTE, True, timings, started)
+            yield _final(base, f"{REFUSAL} {NOT_CLOSE}", True, timings, started)
             return
         if self.generator is None:
             raise RuntimeError("no language model loaded: Assistant.from_config(cfg) loads one")
@@ -248,7 +258,7 @@ class Assistant:
         timings["evidence_ms"] = _ms(started)
         base = _replace(base, evidence=tuple(units))
         if not units:
-            yield _final(base, REFUSAL, True, timings, started)
+            yield _final(base, f"{REFUSAL} {NO_EVIDENCE}", True, timings, started)
             return
         yield _replace(base, timings=dict(timings))  # the evidence, before the model starts
 
@@ -271,7 +281,6 @@ class Assistant:
 
     def _finish(self, base: Answer, raw: str, timings: dict, started: float) -> Answer:
         """The checked answer from the unit it rests on, or the refusal the decision made."""
-        note = CLOSEST_NOTE
         question = base.standalone_question or base.question
         threshold = self.cfg.answer_threshold
         body, cited = _body(raw), markers_in(raw)
@@ -280,12 +289,12 @@ class Assistant:
             body = " ".join(marked[0].text.split())  # a bare marker: the unit's own words answer
         if not re.search(r"[^\W\d]", body) or is_refusal(body) or _NOT_FOUND.match(body):
             base = _replace(base, decision={"probability": 0.0, "threshold": threshold})
-            return _final(base, REFUSAL + note, True, timings, started)
+            return _final(base, f"{REFUSAL} {NOT_FOUND}", True, timings, started)
         unit, features, p = decision.attribute(question, body, base.evidence, cited)
         record = {"probability": round(p, 4), "threshold": threshold, "unit": float(unit.n)}
         base = _replace(base, decision={**record, **{k: round(v, 4) for k, v in features.items()}})
         if p < threshold:
-            return _final(base, REFUSAL + note, True, timings, started)
+            return _final(base, f"{REFUSAL} {NOT_SUPPORTED}", True, timings, started)
         quotes: dict[int, str] = {unit.passage: unit.text}
         cited_text = " ".join(f"{s.rstrip(' .')} [{unit.passage}]." for s in sentences_of(body))
         # A claim the unit does not support may be supported by another passage the evidence
@@ -300,12 +309,17 @@ class Assistant:
         for c in found:
             if c.supported:
                 quotes.setdefault(c.n, c.quote)
-        if len(kept) < len(sentences):
+        dropped = tuple(
+            dataclasses.replace(s, reason=_why_dropped(s, sources))
+            for s in sentences
+            if s not in kept
+        )
+        if dropped:
             log.info("cut unsupported sentences from %r", body)
         if not kept and any(adds_information(s.text, question) for s in sentences):
             # It wrote claims, and no evidence supports any of them: an invention.
             log.info("abstained: no claim of the reply is supported: %r", body)
-            return _final(base, REFUSAL + note, True, timings, started)
+            return _final(base, f"{REFUSAL} {INVENTED}", True, timings, started)
         if not kept:
             # A restated question: the decision stands and the unit's own words answer.
             quote = " ".join(unit.text.split()).rstrip(" .")
@@ -321,8 +335,16 @@ class Assistant:
             )
             for n in used
         )
-        answer = _replace(base, sentences=tuple(kept), citations=citations)
+        answer = _replace(base, sentences=tuple(kept), citations=citations, dropped=dropped)
         return _final(answer, " ".join(s.text for s in kept), False, timings, started)
+
+
+def _why_dropped(sentence: Sentence, sources: set[int]) -> str:
+    if not sentence.supported:
+        return UNSUPPORTED
+    if not set(sentence.markers) <= sources:
+        return NOT_SHOWN
+    return RESTATES
 
 
 def _body(reply: str) -> str:

@@ -135,4 +135,5 @@ def _join(a: Chunk, b: Chunk) -> Chunk:
         title=first.title,
         date=first.date,
         page=first.page,
+        file_date=first.file_date,
     )

@@ -13,9 +13,10 @@ class Document:
     id: str
     title: str
     text: str
-    date: str | None = None
+    date: str | None = None  # as the document states it (metadata, a dateline), else None
     # Offset where each PDF page starts (page n at page_starts[n-1]); empty for other formats.
     page_starts: tuple[int, ...] = ()
+    file_date: str | None = None  # the file's modification day (ISO), shown without a `date`
 
 
 class IndexedDocument(TypedDict):
@@ -24,6 +25,7 @@ class IndexedDocument(TypedDict):
     id: str
     title: str
     date: str | None
+    file_date: str | None
     passages: int
 
 
@@ -40,6 +42,7 @@ class Chunk:
     title: str
     date: str | None = None
     page: int | None = None
+    file_date: str | None = None  # never shown to the model: the file's date, not the text's
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Sentence:
     text: str
     markers: tuple[int, ...]
     supported: bool
+    reason: str = ""  # why it was left out of the answer, in words ("" for a kept sentence)
 
 
 @dataclass(frozen=True)
@@ -107,3 +111,5 @@ class Answer:
     evidence: tuple[Evidence, ...] = ()
     # The answer-or-refuse decision: its score, the threshold and the features it used.
     decision: dict[str, float] = field(default_factory=dict)
+    # Sentences of the model's reply left out of the text, each with its reason.
+    dropped: tuple[Sentence, ...] = ()

@@ -178,7 +178,13 @@ class Index:
     def documents(self) -> list[IndexedDocument]:
         """Indexed documents: id, title, date, passages, sorted by id."""
         return [
-            {"id": doc_id, "title": d.title, "date": d.date, "passages": len(d.passages)}
+            {
+                "id": doc_id,
+                "title": d.title,
+                "date": d.date,
+                "file_date": d.file_date,
+                "passages": len(d.passages),
+            }
             for doc_id, d in sorted(self.manifest.documents.items())
         ]
 

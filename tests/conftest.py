@@ -12,6 +12,14 @@ from assistant.config import Config
 from assistant.generation import ENGINES
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test (item.report_call), for fixtures that look at it."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture()
 def cfg(tmp_path, request) -> Config:
     """The shipped seeds, indexed with the hashing embedder.

@@ -7,6 +7,7 @@ import hashlib
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -74,6 +75,25 @@ class ScriptedGenerator:
             yield piece
 
 
+class SilentGenerator(ScriptedGenerator):
+    """The scripted model, silent for `delay_s` before it answers (as a real one reading its
+    prompt) and `token_s` between words; a follow-up rewrite comes at once."""
+
+    def __init__(self, reply, delay_s: float, token_s: float = 0.0) -> None:
+        super().__init__(reply)
+        self.delay_s = delay_s
+        self.token_s = token_s
+
+    def stream(self, messages, max_new_tokens=256, stop=None):
+        rewrite = "Follow-up" in messages[-1]["content"]
+        if not rewrite:
+            time.sleep(self.delay_s)
+        for piece in super().stream(messages, max_new_tokens, stop):
+            if not rewrite:
+                time.sleep(self.token_s)
+            yield piece
+
+
 class ScriptedEngine:
     """A generation engine for the registry: its loader gives a ScriptedGenerator of `reply`.
 
@@ -118,6 +138,7 @@ def seeded_config(tmp_path: Path, extra: dict[str, str] | None = None, **overrid
         seeds_dir=tmp_path / "seeds",
         index_dir=tmp_path / "index",
         cache_dir=tmp_path / "cache",
+        feedback_dir=tmp_path / "feedback",
         chunk_tokens=120,
         chunk_overlap=10,
         min_relevance=0.05,

@@ -218,10 +218,11 @@ def test_refusal_is_an_answer_without_citations(shared):
     question = "What did the memorandum say about the Rubio press budget of Paris?"
     response = ask(client, question)
     assert response.model_extra["citations"] == [] and response.model_extra["abstained"] is True
-    assert response.choices[0].message.content == REFUSAL  # no "listed below": nothing is
+    content = response.choices[0].message.content
+    assert content.startswith(REFUSAL) and "listed below" not in content  # the reason, in words
     chunks = list(ask(client, question, stream=True))
     assert chunks[0].model_extra["abstained"] is True
-    assert "".join(c.choices[0].delta.content or "" for c in chunks) == REFUSAL
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == content
 
 
 # --- bad requests --------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from fakes import HashingEmbedder, ScriptedGenerator
 
 import app
 import assistant
-from assistant import cli, rag, ui
+from assistant import chat, cli, rag, ui
 from assistant.config import Config
 from assistant.errors import AssistantError
 from assistant.generation import GeneratorError
@@ -97,8 +97,8 @@ def test_app_prints_an_assistant_error_as_one_line_and_lets_a_bug_through(monkey
 
 def test_chat_names_a_bug_without_its_message_and_logs_the_traceback(cfg, caplog):
     model = Assistant(cfg, HashingEmbedder(), ScriptedGenerator(broken))
-    with caplog.at_level(logging.ERROR, logger="assistant.ui"):
-        history, _, status, answers = list(ui.respond(model, QUESTION, [], []))[-1]
+    with caplog.at_level(logging.ERROR, logger="assistant.chat"):
+        history, _, status, answers = list(chat.respond(model, QUESTION, [], []))[-1]
     assert "internal error" in status and "ZeroDivisionError" in status
     assert "internal error (ZeroDivisionError)" in history[-1]["content"] and answers == []
     assert "division by zero" not in status + history[-1]["content"]  # the log holds that
@@ -109,7 +109,7 @@ def test_chat_names_a_bug_without_its_message_and_logs_the_traceback(cfg, caplog
 def test_rebuild_names_a_bug_and_logs_the_traceback(cfg, monkeypatch, caplog):
     model = Assistant(cfg, HashingEmbedder(), ScriptedGenerator())
     monkeypatch.setattr(model, "rebuild", lambda progress=None: 1 / 0)
-    with caplog.at_level(logging.ERROR, logger="assistant.ui"):
+    with caplog.at_level(logging.ERROR, logger="assistant.chat"):
         message = ui.rebuild_index(model)
     assert message.startswith("Rebuild failed: an internal error (ZeroDivisionError)")
     assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)

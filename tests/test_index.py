@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import faiss
@@ -15,7 +16,7 @@ from fakes import HashingEmbedder, seeded_config
 
 from assistant import chunking, store
 from assistant.indexing import BuildBusyError, ChunkerSettings, build
-from assistant.ingest import IngestError, find_date, read_document, scan
+from assistant.ingest import READER, IngestError, find_date, read_document, scan
 from assistant.retrieval import Retriever
 from assistant.schema import Document
 from assistant.store import Index, IndexLoadError
@@ -71,11 +72,29 @@ def test_markdown_title_and_date(tmp_path):
     assert doc.date == "March 14, 2023"
 
 
-def test_txt_title_comes_from_file_name():
+def test_txt_title_is_its_first_line_and_the_file_date_is_kept_apart(tmp_path):
     files, _ = scan(ARTICLE.parent)
     doc = read_document(next(f for f in files if f.id == ARTICLE.name))
-    assert doc.title.lower().startswith("rubio us mediation")
+    assert doc.title.startswith("US Secretary of State Marco Rubio has questioned the US's role")
     assert "Marco Rubio" in doc.text
+    assert doc.date is None  # the article states no date of its own
+    mtime = (ARTICLE.parent / ARTICLE.name).stat().st_mtime
+    assert doc.file_date == time.strftime("%Y-%m-%d", time.localtime(mtime))
+    # A paragraph for a first line, or a one-line text, is titled by its file name.
+    seeds = make_seeds(
+        tmp_path,
+        {
+            "long-first-line.txt": "word " * 60 + "\nMore.",
+            "one_line.txt": "Only this line.",
+            "dated.txt": "Storm warning\n\nBrest, 7 April 2025 - ferries were cancelled.",
+            "plain.md": "Ferry notes\n\nNo heading in this file.",
+        },
+    )
+    docs = {f.id: read_document(f) for f in scan(seeds)[0]}
+    assert docs["long-first-line.txt"].title == "Long first line"
+    assert docs["one_line.txt"].title == "One line"
+    assert (docs["dated.txt"].title, docs["dated.txt"].date) == ("Storm warning", "7 April 2025")
+    assert docs["plain.md"].title == "Ferry notes"
 
 
 def test_find_date_variants():
@@ -287,6 +306,28 @@ def test_changed_settings_force_full_rebuild(tmp_path):
         seeds, tmp_path / "index", HashingEmbedder(id="other"), settings=ChunkerSettings(60, 5)
     )
     assert "other" in report.full_rebuild_reason
+
+
+def test_a_new_document_reader_rereads_every_document_and_says_so(tmp_path):
+    """Titles feed the keyword search: an index read the old way is rebuilt in full, once."""
+    seeds = make_seeds(tmp_path, {"a.txt": ARTICLE.read_text(), "b.md": "# B\n\nShort doc."})
+    run_build(seeds, tmp_path / "index")
+    path = store.current_version(tmp_path / "index") / "manifest.json"
+    manifest = json.loads(path.read_text())
+    assert manifest["reader"] == READER
+    assert manifest["documents"]["a.txt"]["file_date"]
+    del manifest["reader"]  # as written before titles came from the text
+    for entry in manifest["documents"].values():
+        del entry["file_date"]
+    path.write_text(json.dumps(manifest))
+    old = Index.load(tmp_path / "index")  # still served until the next build
+    assert old.documents()[0]["file_date"] is None
+    report = run_build(seeds, tmp_path / "index")
+    assert "read in a new way" in report.full_rebuild_reason
+    assert sorted(report.added) == ["a.txt", "b.md"]
+    titles = {d["id"]: d["title"] for d in Index.load(tmp_path / "index").documents()}
+    assert titles["a.txt"].startswith("US Secretary of State")
+    assert not run_build(seeds, tmp_path / "index").changed_anything
 
 
 def test_hnsw_above_threshold(tmp_path):

@@ -146,7 +146,7 @@ def test_eight_concurrent_sessions_get_complete_unmixed_answers(served):
             answer = str(history[-1]["content"])
             assert "finalize the deal by April 26" in answer, answer
             assert f"ticket {turn.ticket}" in answer and 'class="timings"' in answer
-            assert "<mark>" in sources and "total" in status, status
+            assert "<mark " in sources and status == "", status
             # Unmixed: this session's history holds only this session's tickets, in order ...
             user_tickets = [_tickets(m["content"]) for m in history if m["role"] == "user"]
             assert user_tickets == [{ticket_of(s, i)} for i in range(q + 1)]
@@ -165,5 +165,5 @@ def test_eight_concurrent_sessions_get_complete_unmixed_answers(served):
     )
     assert streamed >= total // 2, "answers should arrive as streams of updates"
     assert rss_after - rss_before < MAX_RSS_GROWTH_MB
-    # Generous bounds: 4 streams run at once (ui.CHAT_CONCURRENCY), the rest queue.
+    # Generous bounds: one answer is written at a time (chat.Line), the others wait their turn.
     assert p95 < 60 and total / wall > 0.1

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
-from assistant import cli
-from assistant.citations import SupportChecker, sentences_of, strip_unknown_markers
+from assistant import cli, rag
+from assistant.citations import REFUSAL, SupportChecker, sentences_of, strip_unknown_markers
 from assistant.config import Config
 from assistant.rag import Assistant, QuestionError, clean_question
 from assistant.retrieval import merge_overlaps
@@ -209,6 +209,7 @@ def test_invented_answer_is_refused(cfg):
     assert answer.abstained and "do not contain" in answer.text
     assert answer.passages  # the closest passages are still shown
     assert not answer.citations
+    assert answer.text == f"{REFUSAL} {rag.INVENTED}"  # why, in words; not where to look
 
 
 @pytest.mark.parametrize(
@@ -223,6 +224,7 @@ def test_a_reply_that_answers_nothing_gives_the_units_own_words(cfg, reply):
     answer = a.ask("Which storm hit the coast of Brittany?")
     assert not answer.abstained
     assert "A storm with winds of 120 km/h hit the coast of Brittany on Sunday [" in answer.text
+    assert [s.reason for s in answer.dropped] == [rag.RESTATES]  # the reply, left out: why
 
 
 def test_irrelevant_question_skips_the_model(cfg):
@@ -230,6 +232,7 @@ def test_irrelevant_question_skips_the_model(cfg):
     a = Assistant(Config(**{**cfg.__dict__, "min_relevance": 0.99}), HashingEmbedder(), gen)
     answer = a.ask("zebra xylophone quantum")
     assert answer.abstained and gen.prompts == []
+    assert answer.text == f"{REFUSAL} {rag.NOT_CLOSE}"
 
 
 def test_follow_up_is_rewritten_from_history(cfg):
@@ -255,8 +258,9 @@ def test_follow_up_is_rewritten_from_history(cfg):
 
 def test_question_without_history_is_not_rewritten(cfg):
     gen = ScriptedGenerator(lambda m: "The documents do not contain the answer.")
-    Assistant(cfg, HashingEmbedder(), gen).ask("When is it due?")
+    answer = Assistant(cfg, HashingEmbedder(), gen).ask("When is it due?")
     assert len(gen.prompts) == 1
+    assert answer.text == f"{REFUSAL} {rag.NOT_FOUND}"
 
 
 @pytest.mark.parametrize(

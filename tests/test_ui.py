@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import socket
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator, passage_number
+from fakes import HashingEmbedder, ScriptedGenerator, SilentGenerator, passage_number
 
 import app
-from assistant import library, render, server, ui
+from assistant import chat, ingest, library, render, server, ui
 from assistant.config import Config, ConfigError
 from assistant.generation import GeneratorError
 from assistant.rag import Assistant, build_index
@@ -41,7 +45,7 @@ def make(cfg: Config, reply) -> Assistant:
 
 
 def run(assistant, message, history=(), answers=(), stop=None):
-    return list(ui.respond(assistant, message, list(history), list(answers), stop))
+    return list(chat.respond(assistant, message, list(history), list(answers), stop))
 
 
 DEAL = ("The goal is to finalize the deal by April 26", "April 26")
@@ -66,24 +70,75 @@ def test_chat_streams_tokens_then_shows_cited_passage(cfg):
     assert f'href="#src-1-{n}"' in final and f">[{n}]</a>" in final
     assert 'class="timings"' in final and "first token" in final
     assert f'id="src-1-{n}"' in sources
-    assert "<mark>The goal is to finalize the deal by April 26.</mark>" in sources
-    assert "Rubio" in sources  # the card's title
-    assert "paragraph" in sources
-    assert "retrieval" in status and "total" in status and "tokens/s" in status
+    assert (
+        f"<mark{render.CITED_MARK}>The goal is to finalize the deal by April 26.</mark>" in sources
+    )
+    # The card's title is the article's first line, its date the file's (the text has none).
+    assert "US Secretary of State Marco Rubio has questioned" in sources
+    assert "file date 2" in sources and "paragraph" in sources
+    # The timings are folded under the answer, not repeated in the status line.
+    assert '<details class="timings"><summary>Timings</summary>retrieval' in final
+    assert "total" in final and "tokens/s" in final and status == ""
+
+
+def test_copy_text_is_rendered_from_the_answer_with_its_sources(cfg):
+    history, _, _, answers = run(make(cfg, cite(DEAL)), "When is the rare earth deal final?")[-1]
+    answer = answers[-1]
+    n = answer.citations[0].n
+    text = render.answer_markdown(answer)
+    body, sources = text.split("\n\nSources:\n")
+    assert body == f"The goal is to finalize the deal by April 26 [{n}]."
+    title = answer.passages[n - 1].chunk.title
+    assert sources.startswith(f"- [{n}] {title} (file date 2")
+    assert f"{ARTICLE}, paragraph" in sources and "<" not in text
+    # The bubble carries it, escaped, beside a Copy link (HEAD's script copies it).
+    bubble = history[-1]["content"]
+    assert 'href="#copy-1"' in bubble
+    assert f'<pre class="copy-text" hidden>{render.escape(text)}</pre>' in bubble
+    refusal = Answer("Q?", "The documents do not contain the answer.", True, answer.passages)
+    assert "Closest passages:\n- [1] " in render.answer_markdown(refusal)
+
+
+@pytest.mark.parametrize(
+    "message, reply",
+    [
+        ("When is the rare earth deal final?", cite(DEAL)),  # an answer
+        ("   ", cite(DEAL)),  # no question
+        ("?" * 3000, cite(DEAL)),  # a question it cannot take
+        ("When is the rare earth deal final?", lambda m: 1 / 0),  # a failure
+    ],
+)
+def test_only_the_last_update_has_a_status_or_a_new_answer(cfg, message, reply):
+    """What the window relies on to turn Send back on with the last update, not after it."""
+    updates = run(make(cfg, reply), message)
+    assert [chat.is_last(status, new, []) for _, _, status, new in updates] == [False] * (
+        len(updates) - 1
+    ) + [True]
 
 
 def test_evidence_is_shown_before_the_answer_and_an_unsupported_sentence_is_cut(cfg):
     reply = cite(DEAL, ("Penguins from Antarctica voted on the treaty in 1850", "April 26"))
     updates = run(make(cfg, reply), "When will the rare earth deal be final?")
-    # The first update after the search shows the evidence, marked as not yet an answer.
+    # The first update says it is looking; the next shows the evidence, marked as not yet an
+    # answer, with the stage: the model is reading it.
+    assert "Finding evidence in the documents" in updates[0][0][-1]["content"]
     history, sources, status, _ = updates[1]
     bubble = history[-1]["content"]
     assert "Evidence found" in bubble and "not an answer yet" in bubble and "April 26" in bubble
-    assert "Evidence found" in status and 'class="weak"' in sources
+    assert re.search(r"Reading \d+ sentences? from \d+ passages?", bubble)
+    assert 'class="pulse"' in bubble and 'class="elapsed">0 s<' in bubble
+    assert 'class="context"' in sources and "For answer 1: <q>When will" in sources
     history, _, _, answers = updates[-1]
     assert [s.supported for s in answers[-1].sentences] == [True]
     final = history[-1]["content"]
-    assert "April 26" in final and "Penguins" not in final and "Evidence found" not in final
+    assert "April 26" in final and "Evidence found" not in final
+    # The cut sentence is named, struck through in a fold, with the reason in words.
+    answer_part, note = final.split('<details class="note dropped">')
+    assert "Penguins" not in answer_part and "Left out 1 sentence of the model" in note
+    assert (
+        "<s>Penguins from Antarctica voted on the treaty in 1850.</s>: no passage states it" in note
+    )
+    assert "Penguins" not in render.answer_markdown(answers[-1])
 
 
 def test_document_html_is_escaped_everywhere(cfg):
@@ -153,27 +208,27 @@ def test_stop_ends_generation(cfg):
     sentences = " ".join(["The goal is to finalize the deal by April 26."] * 40)
     assistant = make(cfg, lambda m: f"[{passage_number(m, 'April 26')}] {sentences}")
     updates = []
-    for update in ui.respond(assistant, "When is the deal final?", [], [], stop):
+    for update in chat.respond(assistant, "When is the deal final?", [], [], stop):
         updates.append(update)
         if len(updates) == 4:
             stop.set()
     history, _, status, answers = updates[-1]
     assert len(updates) < 20
-    assert "(stopped)" in status
+    assert status.startswith("Stopped")
     assert len(answers[-1].text) < 200 or answers[-1].abstained
 
 
 def test_two_sessions_stream_at_once_and_stop_is_per_session(cfg):
     long_reply = " ".join(["The goal is to finalize the deal by April 26."] * 30)
     assistant = make(cfg, lambda m: f"[{passage_number(m, 'April 26')}] {long_reply}")
-    signals = ui.StopSignals()
+    signals = chat.StopSignals()
     results: dict[str, list] = {}
 
     def session(name: str, stop_after: int | None) -> None:
         event = signals.start(name)
         updates = []
         try:
-            for update in ui.respond(assistant, "When is the deal final?", [], [], event):
+            for update in chat.respond(assistant, "When is the deal final?", [], [], event):
                 updates.append(update)
                 if stop_after is not None and len(updates) == stop_after:
                     signals.stop(name)
@@ -190,9 +245,54 @@ def test_two_sessions_stream_at_once_and_stop_is_per_session(cfg):
     for t in threads:
         t.join(timeout=60)
     stopped, full = results["a"][-1], results["b"][-1]
-    assert "(stopped)" in stopped[2] and "(stopped)" not in full[2]
+    assert stopped[2].startswith("Stopped") and full[2] == ""
     assert full[3][-1].text.count("April 26") >= 20
     assert len(stopped[3][-1].text) < len(full[3][-1].text)
+
+
+def test_progress_ticks_through_the_stages_while_the_model_is_silent(cfg, monkeypatch):
+    monkeypatch.setattr(chat, "TICK_S", 0.05)
+    assistant = Assistant(cfg, HashingEmbedder(), SilentGenerator(cite(DEAL), delay_s=1.2))
+    updates = run(assistant, "When is the rare earth deal final?")
+    bubbles = [h[-1]["content"] for h, _, _, _ in updates[:-1]]
+    stages = [re.search(r'class="stage">([^<]*)<', b).group(1) for b in bubbles]
+    seconds = [int(re.search(r'class="elapsed">(\d+) s<', b).group(1)) for b in bubbles]
+    kinds = list(dict.fromkeys(s.split(" ")[0] for s in stages))
+    assert kinds == ["Finding", "Reading", "Writing"], stages
+    reading = [b for b, s in zip(bubbles, stages) if s.startswith("Reading")]
+    assert len(reading) >= 10, "the clock should tick while the model is silent"
+    assert seconds == sorted(seconds) and seconds[-1] >= 1
+    assert 'class="progress"' not in updates[-1][0][-1]["content"]
+
+
+def test_a_question_waits_its_turn_and_says_how_many_are_ahead(cfg, monkeypatch):
+    monkeypatch.setattr(chat, "TICK_S", 0.05)
+    line = chat.Line()
+    first, second = line.join(), line.join()  # two questions already waiting
+    assistant = make(cfg, cite(DEAL))
+    updates = chat.respond(assistant, "When is the rare earth deal final?", [], [], None, line)
+    seen = [next(updates)[0][-1]["content"] for _ in range(3)]
+    assert all("Queued: 2 questions ahead of yours" in b for b in seen)
+    line.leave(first)
+    while "2 questions" in (bubble := next(updates)[0][-1]["content"]):
+        pass
+    assert "Queued: 1 question ahead of yours" in bubble
+    line.leave(second)
+    history, _, status, answers = list(updates)[-1]
+    assert "April 26" in history[-1]["content"] and len(answers) == 1 and status == ""
+    assert line.ahead(line.join()) == 0  # the answered question left the line
+
+
+def test_stop_while_queued_withdraws_the_question(cfg, monkeypatch):
+    monkeypatch.setattr(chat, "TICK_S", 0.05)
+    line, stop = chat.Line(), threading.Event()
+    line.join()  # someone else is being answered
+    updates = chat.respond(make(cfg, cite(DEAL)), "When is the deal final?", [], [], stop, line)
+    assert "Queued" in next(updates)[0][-1]["content"]
+    stop.set()
+    history, _, status, answers = list(updates)[-1]
+    assert "Stopped before the answer was started" in history[-1]["content"]
+    assert answers == [] and status == "Stopped."
 
 
 def test_bad_question_gives_a_readable_message(cfg):
@@ -210,6 +310,30 @@ def test_failure_is_shown_without_traceback(cfg):
 
     history, _, status, _ = run(make(cfg, boom), "When is the rare earth deal final?")[-1]
     assert "ran out of memory" in history[-1]["content"] and "Traceback" not in status
+
+
+def test_show_in_document_gives_the_whole_document_with_the_passage_marked(cfg):
+    assistant = make(cfg, cite(DEAL))
+    _, sources, _, answers = run(assistant, "When is the rare earth deal final?")[-1]
+    n = answers[-1].citations[0].n
+    assert f'href="#doc-1-{n}"' in sources and "Show in document" in sources
+    view = ui.document_view(assistant, answers, f"1-{n}-1712345678")  # a nonce after the key
+    article = (Path(cfg.seeds_dir) / ARTICLE).read_text(encoding="utf-8")
+    first, last = article.splitlines()[0], article.strip().splitlines()[-1]
+    assert render.escape(first) in view and render.escape(last[-40:]) in view  # all of it
+    passage = view.split('<span class="doc-passage" id="doc-passage">')[1].split("</span>")[0]
+    assert f"<mark{render.CITED_MARK}>The goal is to finalize the deal by April 26.</mark>" in (
+        passage
+    )
+    assert "file date" in view and "paragraph" in view
+    # Asked too early, for nothing, or after the file changed: it says so.
+    assert "still being written" in ui.document_view(assistant, answers, f"2-{n}")
+    assert "No passage" in ui.document_view(assistant, answers, "")
+    (Path(cfg.seeds_dir) / ARTICLE).write_text("A new first line.\n\n" + article, "utf-8")
+    changed = ui.document_view(assistant, answers, f"1-{n}")
+    assert "changed since it was indexed" in changed and "doc-passage" not in changed
+    (Path(cfg.seeds_dir) / ARTICLE).unlink()
+    assert "no longer in the documents folder" in ui.document_view(assistant, answers, f"1-{n}")
 
 
 def test_selecting_a_source_shows_that_passage(cfg):
@@ -292,27 +416,47 @@ def test_documents_tab_offers_what_the_index_reads(cfg):
     assert (seeds / "README.md").exists() and (seeds / "~$draft.md").exists()
 
 
-def test_rebuild_updates_document_list(cfg, tmp_path):
+def test_a_dropped_file_is_added_and_indexed_in_one_step_and_removed_the_same_way(cfg, tmp_path):
     assistant = make(cfg, cite(("Ferries between Roscoff and Plymouth were cancelled", "Roscoff")))
     assert [d["id"] for d in assistant.documents()] == [ARTICLE]
-    upload = tmp_path / "storm.md"
+    upload, bad = tmp_path / "storm.md", tmp_path / "tool.exe"
     upload.write_text(
         "# Storm warning\n\nFerries between Roscoff and Plymouth were cancelled.", encoding="utf-8"
     )
-    library.save_uploads(cfg, [("storm.md", upload)])
+    bad.write_bytes(b"MZ")
     steps = []
-    summary = ui.rebuild_index(assistant, lambda f, m: steps.append((f, m)))
-    assert "1 added" in summary and steps and steps[-1][0] == 1.0
+    report = ui.add_documents(
+        assistant, [("storm.md", str(upload)), ("tool.exe", str(bad))], lambda f, m: steps.append(f)
+    )
+    # Only what happened: the refusal, what was indexed, and the totals, with plurals right.
+    assert report.splitlines() == [
+        "Refused tool.exe: file type .exe is not allowed (allowed: "
+        + " ".join(ingest.SUFFIXES)
+        + ")",
+        "Indexed: storm.md",
+        f"2 documents, {sum(d['passages'] for d in assistant.documents())} passages in the index.",
+    ]
+    assert steps and steps[-1] == 1.0
     assert [d["id"] for d in assistant.documents()] == [ARTICLE, "storm.md"]
-    assert "Storm warning" in render.render_documents(assistant.documents())
-    assert "2 documents indexed." in render.render_documents(assistant.documents())
+    table = render.render_documents(assistant.documents())
+    assert "Storm warning" in table and "US Secretary of State" in table and "file date" in table
+    assert "2 documents indexed." in table
     assert "1 document indexed." in render.render_documents(assistant.documents()[:1])
     _, sources, _, _ = run(assistant, "Which ferries were cancelled?")[-1]
     assert "Roscoff" in sources
+    # The same file again: nothing to index, and the report says just that.
+    again = ui.add_documents(assistant, [("storm.md", str(upload))])
+    assert again.splitlines()[0] == "Already indexed with the same content: storm.md"
 
-    library.remove_documents(cfg, ["storm.md"])
-    assert "1 removed" in ui.rebuild_index(assistant)
+    assert "**storm.md**" in ui.confirm_text(["storm.md"]) and "from disk" in ui.confirm_text(["x"])
+    report = ui.delete_documents(assistant, ["storm.md"])
+    assert report.splitlines()[:2] == [
+        "Deleted from the documents folder: storm.md",
+        "Out of the index: storm.md",
+    ]
+    assert report.splitlines()[-1].startswith("1 document, ")
     assert [d["id"] for d in assistant.documents()] == [ARTICLE]
+    assert ui.rebuild_index(assistant).startswith("Nothing changed")
 
 
 def test_rebuild_while_another_runs_says_so(cfg):
@@ -331,16 +475,29 @@ def test_empty_index_shows_how_to_add_documents(tmp_path):
     build_index(c, HashingEmbedder())
     assistant = make(c, "x")
     history, _, _, _ = run(assistant, "Anything?")[-1]
-    assert "Documents" in history[-1]["content"] and "Rebuild index" in history[-1]["content"]
+    assert "Documents" in history[-1]["content"] and "indexed at once" in history[-1]["content"]
     assert "No documents are indexed yet" in render.render_documents([])
     placeholder, examples, banner = ui._chat_view(assistant)
     assert placeholder == render.ADD_DOCUMENTS_HELP and examples is None and banner == ""
     assert isinstance(ui.build_app(assistant, c), gr.Blocks)
 
 
-def test_examples_are_about_the_shipped_article(cfg):
-    _, examples, _ = ui._chat_view(make(cfg, "x"))
-    assert [e["text"] for e in examples] == list(ui.SHIPPED_EXAMPLES)
+def test_examples_come_from_the_titles_of_the_newest_documents(cfg, tmp_path):
+    assistant = make(cfg, "x")
+    _, examples, _ = ui._chat_view(assistant)
+    # The shipped article's title asks a question of its own.
+    assert examples[0] == {"text": "What does Washington expect from Moscow and Kiev?"}
+    upload = tmp_path / "ferries.md"
+    upload.write_text("# Ferry timetable for the winter\n\nSailings twice a day.", "utf-8")
+    later = time.time() + 86400 * 2  # a day newer than the article, whatever the clock says
+    os.utime(upload, (later, later))
+    shutil.copy2(upload, Path(cfg.seeds_dir) / "ferries.md")
+    assistant.rebuild()
+    _, examples, _ = ui._chat_view(assistant)
+    assert [e["text"] for e in examples][:2] == [
+        "What is “Ferry timetable for the winter” about?",
+        "What does Washington expect from Moscow and Kiev?",
+    ]
 
 
 # --- serving ------------------------------------------------------------------------------
@@ -396,6 +553,6 @@ def test_app_serves_chat_over_http(cfg):
         question, history, sources, status = result[:4]
         assert question == ""
         assert "April 26" in str(history[-1]["content"])
-        assert "<mark>" in sources and "total" in status
+        assert "<mark " in sources and "total" in str(history[-1]["content"]) and status == ""
     finally:
         demo.close()

@@ -62,8 +62,8 @@ def test_answer_markdown_image_is_shown_as_text(cfg):
     )
     chunk = Chunk("c1", "deal.txt", "The deal is due by April 26.", 0, 28, 1, "Deal")
     answer = Answer("When?", text, False, passages=(Hit(chunk, 1.0),))
-    for final in (False, True):
-        bubble = render.render_answer(answer, turn=1, final=final)
+    for progress in ("", render.render_progress("Writing the answer", 3.0)):
+        bubble = render.render_answer(answer, turn=1, progress=progress)
         assert "<img" not in bubble and '<a href="http' not in bubble
         assert f"![p]({LEAK})" in bubble and "&lt;img src=" in bubble
         assert 'href="#src-1-1"' in bubble and "<br>Next line." in bubble  # our links, lines

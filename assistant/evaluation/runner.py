@@ -74,9 +74,11 @@ _NOT_ANSWERING = (
     "cli.py",
     "__main__.py",
     "ui.py",
+    "chat.py",
     "render.py",
     "library.py",
     "server.py",
+    "feedback.py",
 )
 
 
