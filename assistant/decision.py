@@ -79,7 +79,7 @@ FEATURES = (
     "rank",  # 1 / the retrieval rank of the unit's passage
 )
 # Fitted by `python benchmarks/decision.py --fit ...` (see docs/EVAL.md); intercept last.
-WEIGHTS = (0.814, -0.893, -0.303, 0.268, 0.269, 1.144, 0.358, 0.872, 1.571, -3.956)
+WEIGHTS = (0.826, -0.882, 0.104, 0.848, 0.492, 0.949, -0.086, 0.576, 1.572, -4.448)
 
 
 def asked_type(question: str) -> str:
