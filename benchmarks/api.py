@@ -29,18 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from first_token import QUESTIONS  # noqa: E402  (the same six questions, one list)
+
 from assistant import api, server, ui  # noqa: E402
 from assistant.config import Config  # noqa: E402
 from assistant.rag import Assistant  # noqa: E402
-
-QUESTIONS = [
-    "By what date should the rare earth deal be finalized?",
-    "Where did Rubio meet European leaders?",
-    "Who is Ukraine's foreign minister?",
-    "What did Zelensky say about a ceasefire without security guarantees?",
-    "Who hinted at the deal during a press conference?",
-    "What will the US do if there are no signs of a ceasefire?",
-]
 
 
 def fake_assistant(tmp: Path) -> Assistant:
