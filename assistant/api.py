@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from .config import is_loopback
-from .errors import AssistantError
+from .errors import AssistantError, explain
 from .rag import QuestionError, clean_question
 from .schema import Answer
 
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 MODEL_ID = "local-doc-assistant"  # the one model /v1/models lists and requests must name
 MAX_REQUEST_BYTES = 256 * 1024  # a whole request body; a long conversation is a few kB
-CONCURRENCY = 4  # answers worked on at once (server.launch passes the window's number)
+CONCURRENCY = 4  # answers worked on at once; the window answers its own questions one at a time
 MAX_WAITING = 64  # requests waiting for a turn beyond those, as the window's queue; then 429
 KEEPALIVE_S = 5.0  # a stream sends an SSE comment this often while the answer is worked on
 DISCONNECT_POLL_S = 0.5  # how often a non-streamed request checks that its client is still there
@@ -560,13 +560,6 @@ def _failure(error: BaseException) -> APIError:
     """The APIError for an exception raised while answering."""
     if isinstance(error, QuestionError):
         return APIError(400, str(error), "messages")
-    if isinstance(error, AssistantError | OSError):
-        log.warning("api: answering failed: %s", error)
-        return APIError(500, f"Answering failed: {error}", kind="server_error")
-    log.error("api: answering failed", exc_info=error)
     return APIError(
-        500,
-        f"Answering failed: an internal error ({type(error).__name__}); the details are in the "
-        "server's log.",
-        kind="server_error",
+        500, f"Answering failed: {explain(error, 'api: answering')}", kind="server_error"
     )

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import AssistantError
+from .errors import explain
 from .rag import QuestionError
 from .render import (
     ADD_DOCUMENTS_HELP,
@@ -268,15 +268,3 @@ class StopSignals:
             time.sleep(0.05)
         return session not in self._running
 
-
-def explain(error: Exception, doing: str) -> str:
-    """The one line the page shows for error; a bug's traceback goes to the log instead.
-
-    An AssistantError (or an OSError: a folder, permissions, a full disk) is something the person
-    can fix, and its message says how; anything else is a bug, named only by its type.
-    """
-    if isinstance(error, AssistantError | OSError):
-        log.warning("%s failed: %s", doing, error)
-        return str(error)
-    log.error("%s failed", doing, exc_info=error)
-    return f"an internal error ({type(error).__name__}); the details are in the server's log"

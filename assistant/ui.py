@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .chat import Line, StopSignals, explain, is_last, respond
+from .chat import Line, StopSignals, is_last, respond
 from .config import Config
-from .errors import AssistantError
+from .errors import AssistantError, explain
 from .feedback import save_verdict
 from .indexing import BuildBusyError
 from .ingest import SUFFIXES

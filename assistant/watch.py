@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import AssistantError
+from .errors import explain
 from .indexing import BuildBusyError, BuildReport
 from .ingest import ignored, printable
 
@@ -107,16 +107,8 @@ class SeedsWatcher:
                 if self._stop.wait(BUSY_RETRY_S):
                     return None
                 continue
-            except (AssistantError, OSError) as e:
-                log.warning("index update failed: %s", e)
-                self.status = f"⚠ Index update failed at {_now()}: {e}"
-                return None
-            except Exception as e:  # noqa: BLE001 - a bug: its traceback to the log
-                log.exception("index update failed")
-                self.status = (
-                    f"⚠ Index update failed at {_now()}: an internal error "
-                    f"({type(e).__name__}); the details are in the server's log"
-                )
+            except Exception as e:  # noqa: BLE001 - shown in words; a bug's traceback to the log
+                self.status = f"⚠ Index update failed at {_now()}: {explain(e, 'index update')}"
                 return None
             break
         self.rebuilds += 1
