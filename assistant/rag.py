@@ -31,7 +31,6 @@ from .store import Index, IndexLoadError
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
-# Ends a refusal that has passages to show (the window lists them under the answer).
 Progress = Callable[[float, str], None]
 
 

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 
 from .api import ChatAPI
 from .config import Config, ConfigError, is_loopback
-from .ui import CHAT_CONCURRENCY, page
+from .ui import page
 
 if TYPE_CHECKING:
     from gradio import Blocks
@@ -243,8 +243,7 @@ def launch(
     middleware = [Middleware(ContentSecurityPolicy), Middleware(throttle.middleware)]
     app_kwargs: dict[str, Any] = {"middleware": middleware}
     if assistant is not None:
-        # As many answers at once as the window's chat queue runs.
-        api = ChatAPI(assistant, api_key, LoginThrottle(), concurrency=CHAT_CONCURRENCY)
+        api = ChatAPI(assistant, api_key, LoginThrottle())
         app_kwargs["routes"] = api.routes()
     return demo.launch(
         server_name=cfg.host,
