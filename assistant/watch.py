@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from .errors import explain
 from .indexing import BuildBusyError, BuildReport
 from .ingest import ignored, printable
+from .render import plural
 
 if TYPE_CHECKING:
     from .rag import Assistant
@@ -97,7 +98,7 @@ class SeedsWatcher:
         """Run the incremental build for these changed paths; waits while another build runs."""
         names = [printable(_relative(p, self.seeds).as_posix()) for p in paths]
         shown = ", ".join(names[:NAMES_SHOWN]) + (", …" if len(names) > NAMES_SHOWN else "")
-        what = f"{len(names)} change{'s' if len(names) != 1 else ''} ({shown})" if names else ""
+        what = f"{plural(len(names), 'change')} ({shown})" if names else ""
         self.status = f"Updating the index: {what}…" if what else "Checking the documents folder…"
         while True:
             try:
@@ -121,11 +122,14 @@ class SeedsWatcher:
 def describe(report: BuildReport) -> str:
     """One line on what a rebuild found, for the window."""
     if not report.changed_anything:
-        line = f"Index up to date at {_now()}: {report.unchanged} documents, nothing changed."
+        line = (
+            f"Index up to date at {_now()}: {plural(report.unchanged, 'document')}, "
+            "nothing changed."
+        )
     else:
         line = (
             f"Index updated at {_now()}: {len(report.added)} added, {len(report.changed)} "
-            f"changed, {len(report.removed)} removed; {report.passages} passages."
+            f"changed, {len(report.removed)} removed; {plural(report.passages, 'passage')}."
         )
     skipped = [f"{printable(name)} ({reason})" for name, reason in report.skipped]
     if skipped:
