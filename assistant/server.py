@@ -32,6 +32,18 @@ if TYPE_CHECKING:
 API_KEY_MIN_CHARS = 16
 
 
+def _secret_lines(variable: str, path: str, layout: str) -> list[str]:
+    """The lines of the secrets file a variable names, or a ConfigError saying what is wrong."""
+    try:
+        return Path(path).read_text("utf-8").splitlines()
+    except OSError as e:
+        raise ConfigError(f"{variable} {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{variable} {path}: not UTF-8 text (byte {e.start}); save it as UTF-8 with {layout}"
+        ) from None
+
+
 def resolve_auth(cfg: Config, env: dict[str, str] | None = None) -> list[tuple[str, str]] | None:
     """Logins from ASSISTANT_USERNAME/ASSISTANT_PASSWORD or ASSISTANT_AUTH_FILE (user:password).
 
@@ -46,15 +58,7 @@ def resolve_auth(cfg: Config, env: dict[str, str] | None = None) -> list[tuple[s
         logins.append((user, password))
     auth_file = env.get("ASSISTANT_AUTH_FILE", "")
     if auth_file:
-        try:
-            lines = Path(auth_file).read_text("utf-8").splitlines()
-        except OSError as e:
-            raise ConfigError(f"ASSISTANT_AUTH_FILE {auth_file}: {e.strerror or e}") from None
-        except UnicodeDecodeError as e:
-            raise ConfigError(
-                f"ASSISTANT_AUTH_FILE {auth_file}: not UTF-8 text (byte {e.start}); "
-                "save it as UTF-8 with one user:password per line"
-            ) from None
+        lines = _secret_lines("ASSISTANT_AUTH_FILE", auth_file, "one user:password per line")
         for number, line in enumerate(lines, 1):
             line = line.strip()
             if not line or line.startswith("#"):
@@ -84,11 +88,7 @@ def resolve_api_key(cfg: Config, env: dict[str, str] | None = None) -> str | Non
     key = env.get("ASSISTANT_API_KEY", "").strip()
     key_file = env.get("ASSISTANT_API_KEY_FILE", "")
     if not key and key_file:
-        try:
-            lines = Path(key_file).read_text("utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            why = getattr(e, "strerror", None) or "not readable as UTF-8 text"
-            raise ConfigError(f"ASSISTANT_API_KEY_FILE {key_file}: {why}") from None
+        lines = _secret_lines("ASSISTANT_API_KEY_FILE", key_file, "the key on its first line")
         key = next((line.strip() for line in lines if line.strip()), "")
         if not key:
             raise ConfigError(f"ASSISTANT_API_KEY_FILE {key_file} is empty: put the key in it")

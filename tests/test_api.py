@@ -342,6 +342,11 @@ def test_api_key_comes_from_the_environment_and_is_required_off_loopback(tmp_pat
     key_file.write_text("", encoding="utf-8")
     with pytest.raises(ConfigError, match="empty"):
         server.resolve_api_key(Config(), env=env)
+    key_file.write_bytes(b"\xff" + KEY.encode())
+    with pytest.raises(ConfigError, match="ASSISTANT_API_KEY_FILE .*not UTF-8 text"):
+        server.resolve_api_key(Config(), env=env)
+    with pytest.raises(ConfigError, match="ASSISTANT_API_KEY_FILE .*No such file"):
+        server.resolve_api_key(Config(), env={"ASSISTANT_API_KEY_FILE": str(tmp_path / "no")})
 
 
 # --- load ------------------------------------------------------------------------------------
