@@ -18,16 +18,13 @@ import math
 import re
 from collections.abc import Sequence
 
+from . import dates
 from .citations import _CAPITALISED, _NOT_NAMES, _content, _found, _numbers, _words, key_terms
 from .retrieval import STOPWORDS
 from .schema import Evidence
 
-_MONTH = (
-    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
-    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-)
 _HAS_DATE = re.compile(
-    rf"\b(?:1[5-9]\d\d|20\d\d)\b|\b{_MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{_MONTH}\b"
+    rf"\b(?:1[5-9]\d\d|20\d\d)\b|\b{dates.MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{dates.MONTH}\b"
     r"|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|tomorrow)\b",
     re.I,
 )
@@ -179,3 +176,26 @@ def attribute(
         rated.append(((first, p, -unit.n), unit, features, p))
     _, unit, features, p = max(rated, key=lambda r: r[0])
     return unit, features, p
+
+
+def complete_date(
+    question: str, answer: str, unit: Evidence, units: Sequence[Evidence]
+) -> tuple[str, Evidence]:
+    """(the answer, the unit it rests on), with a partial date completed from the evidence.
+
+    "Nov. 12" becomes "November 12, 2020" when a unit holding every name and number of the
+    question states that date in full, and no such unit states another; the answer then rests
+    on that unit.
+    """
+    if asked_type(question) not in ("date", ""):  # "2015" may answer "how many", not "when"
+        return answer, unit
+    terms = key_terms(question)
+    about = [unit] + [
+        u
+        for u in units
+        if u is not unit and all(_found(t, _words(f"{u.title} {u.date} {u.text}")) for t in terms)
+    ]
+    done = dates.complete(answer, [u.text for u in about])
+    if done is None:
+        return answer, unit
+    return done[0], about[done[1]]

@@ -284,9 +284,9 @@ class Assistant:
         threshold = self.cfg.answer_threshold
         body, cited = _body(raw), markers_in(raw)
         marked = [u for u in base.evidence if u.n in cited]
-        if not re.search(r"[^\W\d]", body) and marked:
+        if not re.search(r"\w", body) and marked:
             body = " ".join(marked[0].text.split())  # a bare marker: the unit's own words answer
-        if not re.search(r"[^\W\d]", body) or is_refusal(body) or _NOT_FOUND.match(body):
+        if not re.search(r"\w", body) or is_refusal(body) or _NOT_FOUND.match(body):
             base = _replace(base, decision={"probability": 0.0, "threshold": threshold})
             return _final(base, f"{REFUSAL} {NOT_FOUND}", True, timings, started)
         unit, features, p = decision.attribute(question, body, base.evidence, cited)
@@ -294,6 +294,7 @@ class Assistant:
         base = _replace(base, decision={**record, **{k: round(v, 4) for k, v in features.items()}})
         if p < threshold:
             return _final(base, f"{REFUSAL} {NOT_SUPPORTED}", True, timings, started)
+        body, unit = decision.complete_date(question, body, unit, base.evidence)
         quotes: dict[int, str] = {unit.passage: unit.text}
         cited_text = " ".join(f"{s.rstrip(' .')} [{unit.passage}]." for s in sentences_of(body))
         # A claim the unit does not support may be supported by another passage the evidence

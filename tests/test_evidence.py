@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
-from assistant import decision, evidence
+from assistant import dates, decision, evidence
 from assistant.citations import evidence_messages
 from assistant.config import Config
 from assistant.rag import Assistant
@@ -137,6 +137,53 @@ def test_an_answer_no_unit_holds_gets_a_low_score():
     assert p_invented < p_stated
 
 
+def test_dates_are_read_with_the_parts_they_state():
+    found = dates.find("Nov. 12, 2020; 19th October; June 2020; 10 December 2020; in 2015")
+    assert [d.parts for d in found] == [
+        (11, 12, 2020),
+        (10, 19, None),
+        (6, None, 2020),
+        (12, 10, 2020),
+        (None, None, 2015),
+    ]
+    assert dates.find("May is a month, and 12 angry men") == []
+
+
+def test_a_partial_date_is_completed_only_when_the_evidence_agrees_on_one():
+    assert dates.complete("December 10 [2]", ["released on 10 December 2020, on PC"]) == (
+        "10 December 2020 [2]",
+        0,
+    )
+    assert dates.complete("It launched in 2020.", ["early 2020", "in June 2020", "June 2020"]) == (
+        "It launched in June 2020.",
+        1,
+    )
+    assert dates.complete("Nov. 12", ["on November 12, 2019", "on Nov. 12, 2020"]) is None
+    assert dates.complete("Nov. 12", ["Nov. 12 at 9/8c", "in 2020"]) is None  # nothing finer
+    assert dates.complete("November 12, 2020", ["November 12, 2020 at 9"]) is None  # whole
+    assert dates.complete("Paris", ["June 2020"]) is None
+
+
+def test_a_date_is_completed_from_a_unit_about_the_question_and_the_answer_rests_on_it():
+    units = [
+        _unit(1, "Season 3 of The Crown will premiere November 17.", 0.8),
+        _unit(2, "Another show premiered November 17, 2018.", 0.6),
+        _unit(3, "Season 3 of The Crown premiered on November 17, 2019.", 0.7),
+    ]
+    q = "When did season 3 of The Crown premiere?"
+    answer, unit = decision.complete_date(q, "November 17", units[0], units)
+    assert (answer, unit.n) == ("November 17, 2019", 3)
+    # A unit without the question's number ("season 3") does not complete it.
+    seventeenth = [units[0], _unit(4, "The Crown's third season premiered November 17, 2019.")]
+    assert decision.complete_date(q, "November 17", units[0], seventeenth)[0] == "November 17"
+    assert decision.complete_date(
+        "How many watched The Crown?", "November 17", units[0], units
+    ) == (
+        "November 17",
+        units[0],
+    )
+
+
 # --- answering ----------------------------------------------------------------------------
 
 
@@ -165,6 +212,13 @@ def test_a_bare_marker_becomes_an_answer_quoting_that_unit(cfg):
     assert c.quote in answer.passages[c.n - 1].chunk.text
 
 
+def test_an_answer_of_digits_is_an_answer_not_a_bare_marker(cfg):
+    a = make(cfg, lambda m: f"120 [{passage_number(m, '120 km/h')}]")
+    answer = a.ask("How strong were the winds of the storm that hit Brittany, in km/h?")
+    assert not answer.abstained and answer.text.startswith("120 [")
+    assert "Roscoff" not in answer.text  # not the unit's words in its place
+
+
 def test_an_unsupported_detail_is_cut_and_the_supported_core_stands(cfg):
     def reply(m):
         n = passage_number(m, "120 km/h")
@@ -190,6 +244,23 @@ def test_the_decision_is_reported_with_its_features(cfg):
     d = answer.decision
     assert 0.0 <= d["probability"] < d["threshold"] == 1.0
     assert set(decision.FEATURES) <= set(d) and d["support"] == 1.0
+
+
+@pytest.mark.cfg(
+    {
+        "ferry.md": "# Ferries\n\nThe ferry line between Roscoff and Plymouth resumed service on "
+        "Nov. 12. Brittany Ferries said its Roscoff to Plymouth line resumed on November 12, 2020."
+    }
+)
+def test_an_answer_with_a_partial_date_gets_the_full_date_its_evidence_states(cfg):
+    gen = ScriptedGenerator(lambda m: f"Nov. 12 [{passage_number(m, 'Nov. 12')}]")
+    cfg = Config(**{**cfg.__dict__, "answer_threshold": 0.0})
+    answer = Assistant(cfg, HashingEmbedder(), gen).ask(
+        "When did the ferry line between Roscoff and Plymouth resume service?"
+    )
+    assert not answer.abstained and "November 12, 2020" in answer.text
+    (c,) = answer.citations
+    assert "November 12, 2020" in c.quote
 
 
 def test_a_not_found_reply_is_a_refusal_with_a_zero_score(cfg):

@@ -1,0 +1,107 @@
+"""Dates as news text writes them, and completing a partial date from the evidence.
+
+A short answer often drops what the evidence states: "Nov. 12" where a unit says "November 12,
+2020", "2015" where one says "December 2015". A date without its year is ambiguous to the person
+reading it, so the answer takes the fuller date the evidence gives, when the evidence gives
+exactly one that agrees with it.
+
+Example:
+    >>> complete("Nov. 12", ["The season premiered November 12, 2020 on ABC."])
+    ('November 12, 2020', 0)
+    >>> complete("2015", ["Founded in 2015.", "Founded in December 2015."])
+    ('December 2015', 1)
+    >>> complete("Nov. 12", ["Aired November 12, 2019.", "Aired Nov. 12, 2020."]) is None
+    True
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_YEAR = r"(?:1[5-9]\d\d|20\d\d)"
+_ORDINAL = r"(?:st|nd|rd|th)?"
+# As much of a date as is written: "November 12, 2020", "Nov. 12", "12 November 2020",
+# "19th October", "June 2020", "2015". The alternatives are tried in this order at each place.
+_DATE = re.compile(
+    rf"\b(?P<m1>{MONTH})\.?\s+(?P<d1>\d{{1,2}}){_ORDINAL}(?:,?\s+(?P<y1>{_YEAR}))?\b"
+    rf"|\b(?P<d2>\d{{1,2}}){_ORDINAL}\s+(?:of\s+)?(?P<m2>{MONTH})\b\.?(?:,?\s+(?P<y2>{_YEAR})\b)?"
+    rf"|\b(?P<m3>{MONTH})\.?(?:\s+of)?,?\s+(?P<y3>{_YEAR})\b"
+    rf"|\b(?P<y4>{_YEAR})\b",
+    re.I,
+)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+@dataclass(frozen=True)
+class Date:
+    """A date as written: the parts it states (None where it does not) and where it stands."""
+
+    month: int | None
+    day: int | None
+    year: int | None
+    start: int
+    end: int
+    text: str
+
+    @property
+    def parts(self) -> tuple[int | None, int | None, int | None]:
+        return self.month, self.day, self.year
+
+    def refines(self, other: Date) -> bool:
+        """Whether self states every part other states, the same, and more."""
+        agree = all(b is None or a == b for a, b in zip(self.parts, other.parts))
+        return (
+            agree
+            and self.parts != other.parts
+            and all(a is not None for a, b in zip(self.parts, other.parts) if b is not None)
+        )
+
+
+def find(text: str) -> list[Date]:
+    """The dates written in text, in order."""
+    found = []
+    for m in _DATE.finditer(text):
+        g = m.groupdict()
+        month = next((g[k] for k in ("m1", "m2", "m3") if g[k]), None)
+        day = g["d1"] or g["d2"]
+        year = next((g[k] for k in ("y1", "y2", "y3", "y4") if g[k]), None)
+        if day is not None and not 1 <= int(day) <= 31:
+            continue
+        found.append(
+            Date(
+                _MONTHS.index(month[:3].lower()) + 1 if month else None,
+                int(day) if day else None,
+                int(year) if year else None,
+                m.start(),
+                m.end(),
+                m.group(0),
+            )
+        )
+    return found
+
+
+def complete(answer: str, texts: Sequence[str]) -> tuple[str, int] | None:
+    """(the answer with its one date completed, the index of the text that completes it), or None.
+
+    None when the answer holds no date or more than one, its date is already whole (day, month
+    and year), no text refines it, or the texts refine it in ways that disagree.
+    """
+    dates = find(answer)
+    if len(dates) != 1 or None not in dates[0].parts:
+        return None
+    short = dates[0]
+    if short.month is None and short.day is not None:
+        return None
+    finer = [(d, i) for i, text in enumerate(texts) for d in find(text) if d.refines(short)]
+    if not finer:
+        return None
+    best, index = max(finer, key=lambda f: sum(p is not None for p in f[0].parts))
+    if any(d.parts != best.parts and not best.refines(d) for d, _ in finer):
+        return None  # two different fuller dates: which one is meant is not ours to guess
+    return answer[: short.start] + best.text.strip(" .,") + answer[short.end :], index
