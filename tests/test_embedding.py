@@ -87,7 +87,7 @@ def test_switching_backends_rebuilds_the_index_and_says_why(tmp_path, tiny_model
         cache_dir=onnx_cache,
         embedder=str(tiny_model),
     )
-    torch_cfg = Config(**settings)
+    torch_cfg = Config(**settings, embed_backend="torch")
     build_index(torch_cfg, make_embedder(torch_cfg))
     onnx_cfg = Config(**settings, embed_backend="onnx-int8")
     report = build_index(onnx_cfg, make_embedder(onnx_cfg))
