@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .embedding import BACKENDS
 from .errors import AssistantError
 from .generation import engine_choices
 
@@ -43,6 +44,11 @@ class Config:
     feedback_dir: Path = Path("feedback")
     # Embedder: "" means the PyPI-shipped all-MiniLM-L6-v2; else a folder or a hub id.
     embedder: str = ""
+    # How the embedder runs: a name in embedding.BACKENDS. "onnx" runs a copy exported once into
+    # cache_dir/models, about 2x torch's passages/s with the same recall; "onnx-int8" is faster
+    # still but lost 0.02 recall@5 on rgb-noise (docs/EVAL.md). A change of backend changes the
+    # embedder id, so the next build is a full rebuild.
+    embed_backend: str = "onnx"
     embed_batch_size: int = 32
     # Passage size in the embedder's own word pieces (all-MiniLM-L6-v2 truncates at 256).
     chunk_tokens: int = 200
@@ -94,6 +100,12 @@ class Config:
         if self.engine not in engines:
             raise ConfigError(
                 f"engine must be {', '.join(engines[:-1])} or {engines[-1]}, not {self.engine!r}"
+            )
+        if self.embed_backend not in BACKENDS:
+            *others, last = BACKENDS
+            raise ConfigError(
+                f"embed_backend (ASSISTANT_EMBED_BACKEND) must be {', '.join(others)} or {last}, "
+                f"not {self.embed_backend!r}"
             )
         for name, (low, high) in RANGES.items():
             value = getattr(self, name)

