@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.config import Config
+from assistant.config import Config, default_cache_dir
 from assistant.rag import build_index
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -147,6 +147,12 @@ def seeded_config(tmp_path: Path, extra: dict[str, str] | None = None, **overrid
         # set their own threshold.
         answer_threshold=0.0,
     )
+    # Converted models (the ONNX export of the embedder) are shared with every other run: one
+    # export per machine, not one per test.
+    (tmp_path / "cache").mkdir()
+    shared = default_cache_dir() / "models"
+    shared.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cache" / "models").symlink_to(shared, target_is_directory=True)
     cfg = Config(**{**settings, **overrides})
     build_index(cfg, HashingEmbedder())
     return cfg
