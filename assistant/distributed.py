@@ -71,7 +71,7 @@ def session(address: str | None = None, num_cpus: int | None = None) -> Iterator
     """Be connected to Ray for the block; a session the caller already opened is used as is.
 
     None or "auto" starts a local instance with num_cpus CPUs (default: all of them) and stops
-    it afterwards; any other address (ray://HEAD:10001, HEAD:6379) joins that cluster.
+    it afterwards; a cluster's address (HEAD:6379) joins that cluster.
     """
     ray = _ray()
     if ray.is_initialized():
@@ -93,7 +93,7 @@ def session(address: str | None = None, num_cpus: int | None = None) -> Iterator
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise RayError(
             f"cannot start or join Ray at {address or 'a local instance'}: {e}. Check the "
-            "address (ray://HEAD:10001 or HEAD:6379) and that the cluster runs the same Ray "
+            "address (HEAD:6379) and that the cluster runs the same Ray "
             "version, or leave the address out to start a local instance"
         ) from e
     try:
@@ -111,6 +111,14 @@ class RayRunner:
 
     def __init__(self, make_embedder: Callable[[], Embedder], address: str | None = None) -> None:
         _ray()  # refuse at once, before the build scans anything
+        if address and address.startswith("ray://"):
+            # Ray Data drives its work from the driver's own core worker, which a Ray Client
+            # connection does not have ('Worker' object has no attribute 'core_worker').
+            raise RayError(
+                f"Ray Data cannot run through a Ray Client address ({address}): give the "
+                "cluster's address HEAD:6379 from a machine that reaches it, or run this "
+                "command on the cluster's head node with --ray HEAD:6379"
+            )
         self.make_embedder = make_embedder
         self.address = address
 

@@ -163,3 +163,10 @@ def test_manifests_from_before_ray_read_as_local(cfg):
     data = json.loads(path.read_text())
     del data["built_with"]
     assert Manifest.from_dict(data, path.parent).built_with == "local"
+
+
+def test_ray_client_addresses_are_refused(cfg, capsys):
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install '.[ray]'")
+    args = ["index", "--ray", "ray://head:10001", "--index", str(cfg.index_dir)]
+    assert cli.main(args + ["--seeds", str(cfg.seeds_dir)]) == 1
+    assert "give the cluster's address HEAD:6379" in capsys.readouterr().err
