@@ -21,6 +21,11 @@ $(VENV)/.installed: pyproject.toml
 	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PY) -m pip install -q --no-cache-dir -e '.[test,llamacpp]'
 	touch $@
 
+# The Ray extra, for tests/test_ray.py only: `make setup` and `make run` stay without Ray.
+$(VENV)/.installed-ray: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[ray]'
+	touch $@
+
 # Debian's Chromium for the browser test (a test tool's own browser download fails offline).
 browser:
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver)
@@ -29,7 +34,7 @@ run: setup
 	$(PY) app.py
 
 # The type check first: it takes about a second once .mypy_cache is warm (~15 s cold).
-test: setup browser
+test: setup browser $(VENV)/.installed-ray
 	$(PY) -m mypy
 	$(PY) -m pytest
 

@@ -36,6 +36,15 @@ def make_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="seconds to wait if another build is running (default: refuse at once)",
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="auto",
+        metavar="ADDRESS",
+        help="read, split and embed the new or changed documents with Ray: no address or "
+        "'auto' starts a local instance, a cluster's address (HEAD:6379) joins it "
+        "cluster (needs pip install '.[ray]')",
+    )
 
     p = sub.add_parser("ask", help="answer one question from the indexed documents")
     _common(p)
@@ -92,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_index(cfg: Config, args: argparse.Namespace) -> int:
     from .rag import build_index
 
-    report = build_index(cfg, progress=_print_progress, lock_wait_s=args.wait)
+    report = build_index(cfg, progress=_print_progress, lock_wait_s=args.wait, ray=args.ray)
     print(_printable_lines(report.summary()))
     return 0
 

@@ -4,7 +4,7 @@
     >>> report = build(Path("seeds"), Path("index"), embedder, settings)  # doctest: +SKIP
     >>> print(report.summary())  # doctest: +SKIP
     documents: 1 added, 0 changed, 0 removed, 3 unchanged, 0 skipped
-    passages: 212 in index (exact), 41 embedded (80.2 passages/s); build took 0.9 s
+    passages: 212 in index (exact), 41 embedded (local, 80.2 passages/s); build took 0.9 s
 
 One build at a time holds the index folder's lock. The build reads the current version (store),
 keeps the passages and vectors of unchanged documents, reads, splits and embeds the new or
@@ -27,13 +27,22 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from . import chunking
 from .embedding import Embedder
 from .errors import AssistantError
-from .ingest import READER, IngestError, printable, read_bytes, read_document, scan
+from .ingest import (
+    READER,
+    IngestError,
+    SourceFile,
+    printable,
+    read_bytes,
+    read_document,
+    scan,
+)
 from .manifest import DocumentEntry, IndexLoadError, Manifest, SkippedEntry
 from .schema import Chunk
 from .store import (
@@ -55,6 +64,9 @@ class BuildBusyError(AssistantError):
     """Another build holds the index lock."""
 
 
+Progress = Callable[[float, str], None]
+
+
 @dataclass(frozen=True)
 class ChunkerSettings:
     """What decides passage boundaries; a change forces a full rebuild."""
@@ -62,6 +74,99 @@ class ChunkerSettings:
     chunk_tokens: int
     chunk_overlap: int
     splitter: str = chunking.SPLITTER_ID
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    """A new or changed file, read and split: its entry and passages, or why it is skipped."""
+
+    source: SourceFile  # with the hash and size of the bytes that were read
+    entry: DocumentEntry | None  # None: skipped, for `reason`
+    chunks: tuple[Chunk, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """What a Runner gives back: the files in the order given, and their passages' vectors."""
+
+    files: list[SplitFile]
+    vectors: np.ndarray  # a row per passage of `files`, in file order, then passage order
+    seconds: float  # the work's wall time (the local runner loads its model before the clock)
+
+
+NOTHING = Embedded([], np.zeros((0, 0), dtype=np.float32), 0.0)
+
+
+class Runner(Protocol):
+    """Reads, splits and embeds the new or changed files of a build: here or on a Ray cluster."""
+
+    name: str  # recorded in the manifest as built_with
+
+    def run(
+        self,
+        files: list[SourceFile],
+        embedder: Embedder,
+        settings: ChunkerSettings,
+        max_bytes: int,
+        progress: Progress,
+    ) -> Embedded: ...
+
+
+def read_and_split(
+    source: SourceFile,
+    count_tokens: Callable[[str], int],
+    settings: ChunkerSettings,
+    max_bytes: int,
+) -> SplitFile:
+    """Read one file and split it into passages; one that cannot be indexed comes back skipped."""
+    try:
+        # Hash the bytes that are parsed: the file may have changed since the scan.
+        data = read_bytes(source, max_bytes)
+        source = dataclasses.replace(
+            source, sha256=hashlib.sha256(data).hexdigest(), size=len(data)
+        )
+        doc = read_document(source, max_bytes, data)
+        chunks = chunking.split(doc, count_tokens, settings.chunk_tokens, settings.chunk_overlap)
+        if not chunks:
+            raise IngestError("no text to index")
+    except IngestError as e:
+        return SplitFile(source, None, reason=str(e))
+    entry = DocumentEntry(
+        sha256=source.sha256,
+        title=doc.title,
+        date=doc.date,
+        size=source.size,
+        passages=tuple(c.id for c in chunks),
+        file_date=doc.file_date,
+    )
+    return SplitFile(source, entry, tuple(chunks))
+
+
+class LocalRunner:
+    """Reads, splits and embeds in this process, with the build's embedder."""
+
+    name = "local"
+
+    def run(
+        self,
+        files: list[SourceFile],
+        embedder: Embedder,
+        settings: ChunkerSettings,
+        max_bytes: int,
+        progress: Progress,
+    ) -> Embedded:
+        """Each file in turn, then all their passages in steps (the model loads off the clock)."""
+        embedder.count_tokens("warm up")
+        started = time.perf_counter()
+        done = []
+        for i, f in enumerate(files):
+            progress(0.05 + 0.15 * i / len(files), f"reading {printable(f.id)}")
+            done.append(read_and_split(f, embedder.count_tokens, settings, max_bytes))
+        chunks = [c for d in done for c in d.chunks]
+        progress(0.2, f"embedding {len(chunks)} passages")
+        vectors = embed_passages(embedder, chunks, progress)
+        return Embedded(done, vectors, time.perf_counter() - started)
 
 
 @dataclass
@@ -76,11 +181,12 @@ class BuildReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     passages: int = 0
     embedded: int = 0
-    embed_seconds: float = 0.0  # reading, splitting and embedding, model loading excluded
+    embed_seconds: float = 0.0  # reading, splitting and embedding (Embedded.seconds)
     seconds: float = 0.0
     full_rebuild_reason: str | None = None
     index_kind: str = ""
     appended: bool = False  # new vectors went into the existing HNSW graph (no graph rebuild)
+    built_with: str = ""  # the Runner that embedded the new passages ("local", "ray"), if any
 
     @property
     def changed_anything(self) -> bool:
@@ -88,7 +194,7 @@ class BuildReport:
 
     @property
     def passages_per_s(self) -> float:
-        """Passages read, split and embedded per second of that work (model loading excluded)."""
+        """Passages read, split and embedded per second of that work (Embedded.seconds)."""
         return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
     def summary(self) -> str:
@@ -109,7 +215,8 @@ class BuildReport:
             )
             kind = self.index_kind + (", added to the existing graph" if self.appended else "")
             embedded = (
-                f", {self.embedded} embedded ({self.passages_per_s:.1f} passages/s)"
+                f", {self.embedded} embedded ({self.built_with}, "
+                f"{self.passages_per_s:.1f} passages/s)"
                 if self.embedded
                 else ""
             )
@@ -165,11 +272,14 @@ def build(
     progress: Callable[[float, str], None] | None = None,
     lock_wait_s: float = 0.0,
     follow_external_links: bool = False,
+    runner: Runner | None = None,
 ) -> BuildReport:
     """Bring index_dir up to date with seeds_dir, re-embedding only new or changed documents.
 
     The new version is written to a fresh folder and swapped in with an atomic rename of the
-    `current` link, so a crash at any moment leaves the previous version whole.
+    `current` link, so a crash at any moment leaves the previous version whole. `runner` reads,
+    splits and embeds the new or changed documents: in this process (LocalRunner, the default)
+    or on a Ray cluster (distributed.RayRunner); everything else is the same for both.
     """
     index_dir, seeds_dir = Path(index_dir), Path(seeds_dir)
     check_index_folder(index_dir, seeds_dir)  # before the lock file is created in it
@@ -182,13 +292,14 @@ def build(
             settings,
             exact_limit,
             max_document_bytes,
-            progress or (lambda f, m: None),
+            progress or _no_progress,
             follow_external_links,
+            runner or LocalRunner(),
         )
 
 
 def _build_locked(
-    seeds_dir, index_dir, embedder, settings, exact_limit, max_bytes, progress, follow_links
+    seeds_dir, index_dir, embedder, settings, exact_limit, max_bytes, progress, follow_links, runner
 ):
     started = time.perf_counter()
     report = BuildReport()
@@ -245,47 +356,27 @@ def _build_locked(
         progress(1.0, "nothing changed")
         return report
 
-    # Parse and split the new or changed documents.
+    # Read, split and embed the new or changed documents, here or on a Ray cluster.
+    work = runner.run(todo, embedder, settings, max_bytes, progress) if todo else NOTHING
     new_chunks: list[Chunk] = []
     new_docs: dict[str, DocumentEntry] = {}
     skipped_now: dict[str, SkippedEntry] = {}
-    if todo:
-        embedder.count_tokens("warm up")  # load the model outside the timed part
-    embed_started = time.perf_counter()
-    for i, f in enumerate(todo):
-        progress(0.05 + 0.15 * i / max(len(todo), 1), f"reading {printable(f.id)}")
-        try:
-            # Hash the bytes that are parsed: the file may have changed since the scan.
-            data = read_bytes(f, max_bytes)
-            f = dataclasses.replace(f, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-            doc = read_document(f, max_bytes, data)
-            chunks = chunking.split(
-                doc, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap
-            )
-            if not chunks:
-                raise IngestError("no text to index")
-        except IngestError as e:
-            skipped_now[f.id] = SkippedEntry(sha256=f.sha256, reason=str(e))
+    for done in work.files:
+        f = done.source
+        if done.entry is None:
+            skipped_now[f.id] = SkippedEntry(sha256=f.sha256, reason=done.reason)
             if f.id in old_docs:  # it was served until now: withdrawing it is a change
                 report.removed.append(f.id)
-                report.removed_reasons[f.id] = str(e)
+                report.removed_reasons[f.id] = done.reason
             else:
-                report.skipped.append((f.id, str(e)))
+                report.skipped.append((f.id, done.reason))
             continue
         (report.changed if f.id in old_docs else report.added).append(f.id)
-        new_docs[f.id] = DocumentEntry(
-            sha256=f.sha256,
-            title=doc.title,
-            date=doc.date,
-            size=f.size,
-            passages=tuple(c.id for c in chunks),
-            file_date=doc.file_date,
-        )
-        new_chunks.extend(chunks)
-
-    progress(0.2, f"embedding {len(new_chunks)} passages")
-    new_vectors = _embed_with_progress(embedder, new_chunks, progress)
-    report.embed_seconds = time.perf_counter() - embed_started
+        new_docs[f.id] = done.entry
+        new_chunks.extend(done.chunks)
+    new_vectors = work.vectors
+    report.built_with = runner.name
+    report.embed_seconds = work.seconds
     report.embedded = len(new_chunks)
 
     dim = new_vectors.shape[1] if len(new_vectors) else (old.faiss.d if old else embedder.dim)
@@ -309,6 +400,7 @@ def _build_locked(
         dim=int(dim),
         chunker=dataclasses.asdict(settings),
         reader=READER,
+        built_with=runner.name,
         index=report.index_kind,
         passages=len(chunks),
         dead_rows=tuple(dead_rows),
@@ -363,7 +455,11 @@ def _assemble(old: Index | None, keep, new_chunks, new_vectors, dim, exact_limit
     return chunks, make_faiss_index(vectors, exact_limit)
 
 
-def _embed_with_progress(embedder: Embedder, chunks: list[Chunk], progress) -> np.ndarray:
+def embed_passages(
+    embedder: Embedder, chunks: list[Chunk], progress: Progress | None = None
+) -> np.ndarray:
+    """The passages' vectors, one row each, embedded in steps of 256 (progress from 0.2 to 0.9)."""
+    progress = progress or _no_progress
     texts = [c.text for c in chunks]
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
@@ -376,3 +472,7 @@ def _embed_with_progress(embedder: Embedder, chunks: list[Chunk], progress) -> n
             f"embedded {min(i + step, len(texts))}/{len(texts)} passages",
         )
     return np.concatenate(out)
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    pass

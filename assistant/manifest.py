@@ -91,6 +91,9 @@ class Manifest:
     dead_rows: tuple[int, ...] = ()  # HNSW rows of removed passages, never returned by a search
     files: dict[str, str] = field(default_factory=dict)  # name: sha256, set when it is written
     reader: str = FIRST_READER  # how the documents were read (ingest.READER when built)
+    # The build that wrote this version: "local", or "ray" when its new passages were read,
+    # split and embedded on Ray (indexing.Runner.name). Each kind updates the other's index.
+    built_with: str = "local"
 
     @classmethod
     def from_dict(cls, data: object, path: Path) -> Manifest:
@@ -113,6 +116,8 @@ class Manifest:
                 dim=_field(embedder, "dim", int),
                 chunker=_field(data, "chunker", dict),
                 reader=_field(data, "reader", str) if "reader" in data else FIRST_READER,
+                # Absent from the manifests written before Ray builds: those were all local.
+                built_with=_field(data, "built_with", str) if "built_with" in data else "local",
                 index=_field(data, "index", str),
                 passages=_field(data, "passages", int),
                 # Absent from the manifests written before graphs were updated in place.
@@ -134,6 +139,7 @@ class Manifest:
             "embedder": {"id": self.embedder_id, "dim": self.dim},
             "chunker": self.chunker,
             "reader": self.reader,
+            "built_with": self.built_with,
             "index": self.index,
             "passages": self.passages,
             "dead_rows": list(self.dead_rows),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from . import decision, evidence
 from .citations import (
@@ -23,7 +24,7 @@ from .citations import (
 from .config import Config
 from .embedding import BACKENDS, Embedder
 from .errors import AssistantError
-from .indexing import BuildReport, ChunkerSettings, build
+from .indexing import BuildReport, ChunkerSettings, Progress, build
 from .retrieval import Retriever, keywords
 from .schema import Answer, Citation, Hit, IndexedDocument, Sentence
 from .store import Index, IndexLoadError
@@ -31,7 +32,6 @@ from .store import Index, IndexLoadError
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
-Progress = Callable[[float, str], None]
 
 
 class QuestionError(AssistantError):
@@ -52,8 +52,18 @@ def build_index(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     lock_wait_s: float = 0.0,
+    ray: str | None = None,
 ) -> BuildReport:
-    """Bring cfg.index_dir up to date with cfg.seeds_dir."""
+    """Bring cfg.index_dir up to date with cfg.seeds_dir.
+
+    With `ray` (an address, or "auto" for a local instance) the new or changed documents are
+    read, split and embedded on a Ray cluster, each worker with its own make_embedder(cfg).
+    """
+    runner = None
+    if ray is not None:
+        from .distributed import RayRunner
+
+        runner = RayRunner(functools.partial(make_embedder, cfg), address=ray)
     return build(
         cfg.seeds_dir,
         cfg.index_dir,
@@ -64,6 +74,7 @@ def build_index(
         follow_external_links=cfg.follow_external_links,
         progress=progress,
         lock_wait_s=lock_wait_s,
+        runner=runner,
     )
 
 
