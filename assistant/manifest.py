@@ -84,13 +84,14 @@ class Manifest:
     embedder_id: str
     dim: int
     chunker: dict  # the build's ChunkerSettings as written; any difference means a full rebuild
-    index: str  # "exact" or "hnsw"
+    index: str  # "exact", "hnsw" or "compressed" (store.kind_for)
     passages: int
     documents: dict[str, DocumentEntry]  # by document id, sorted
     skipped: dict[str, SkippedEntry]  # by document id
     dead_rows: tuple[int, ...] = ()  # HNSW rows of removed passages, never returned by a search
     files: dict[str, str] = field(default_factory=dict)  # name: sha256, set when it is written
     reader: str = FIRST_READER  # how the documents were read (ingest.READER when built)
+    rerank: int = 0  # compressed: candidates ranked by their exact vectors in every search
 
     @classmethod
     def from_dict(cls, data: object, path: Path) -> Manifest:
@@ -114,6 +115,8 @@ class Manifest:
                 chunker=_field(data, "chunker", dict),
                 reader=_field(data, "reader", str) if "reader" in data else FIRST_READER,
                 index=_field(data, "index", str),
+                # Absent from the manifests written before the compressed kind.
+                rerank=_field(data, "rerank", int) if "rerank" in data else 0,
                 passages=_field(data, "passages", int),
                 # Absent from the manifests written before graphs were updated in place.
                 dead_rows=tuple(
@@ -135,6 +138,7 @@ class Manifest:
             "chunker": self.chunker,
             "reader": self.reader,
             "index": self.index,
+            "rerank": self.rerank,
             "passages": self.passages,
             "dead_rows": list(self.dead_rows),
             "documents": {doc_id: d.to_dict() for doc_id, d in self.documents.items()},
