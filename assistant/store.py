@@ -299,8 +299,10 @@ BLOCK_ROWS = 65_536  # vectors read, added or written at a time when they may no
 FLOATS_PER_CODE_BYTE = 8  # PQ48 for 384-d vectors: 0.5 GB of codes (and ids) at 10M
 TRAIN_PER_LIST = 32  # training sample: this many vectors per inverted list
 QUANTIZER_EF = 128  # HNSW search depth over the list centres, when adding and searching
-NPROBE = 16  # lists searched per query
-RERANK = 300  # candidates ranked by their exact vectors
+# Recall@10 falls as the collection grows at a fixed depth (rerank 300: 0.972 at 1M, 0.926 at
+# 2M); nprobe 32 and rerank 1000 gave 0.988 at 1M and 0.973 at 2M, p50 3.3 and 4.0 ms.
+NPROBE = 32  # lists searched per query
+RERANK = 1000  # candidates ranked by their exact vectors (about 3 us each, from page cache)
 
 
 class RawVectors:

@@ -1,7 +1,7 @@
 """Search latency (p50/p99) of the exact, HNSW and compressed indexes, their recall and memory.
 
     python benchmarks/search.py --sizes 10000,100000,1000000 --repeats 3
-    python benchmarks/search.py --sizes 10000000 --kinds compressed --rerank 100,300,1000
+    python benchmarks/search.py --sizes 10000000 --kinds compressed --rerank 1000,3000
 
 Synthetic 384-d unit vectors (the embedder's size), clustered like real embeddings: 2,000
 random centres plus noise. Queries are held-out points from the same mixture. The indexes
