@@ -53,8 +53,10 @@ class Config:
     # Passage size in the embedder's own word pieces (all-MiniLM-L6-v2 truncates at 256).
     chunk_tokens: int = 200
     chunk_overlap: int = 30
-    # Above this many passages the store uses an approximate (HNSW) index.
+    # Above this many passages the store uses an approximate (HNSW) index, and above
+    # compressed_search_limit a compressed one (IVF-PQ, exact vectors on disk; docs/EVAL.md).
     exact_search_limit: int = 50_000
+    compressed_search_limit: int = 2_000_000
     max_document_bytes: int = 20_000_000
     follow_external_links: bool = False  # follow symlinks in seeds that point outside it
     # Generator: "" means the PyPI-shipped Qwen2.5-Coder-1.5B-Instruct GGUF; else a .gguf file,
@@ -117,6 +119,12 @@ class Config:
                 )
         if self.chunk_overlap >= self.chunk_tokens:
             raise ConfigError("chunk_overlap must be below chunk_tokens")
+        if self.compressed_search_limit < self.exact_search_limit:
+            raise ConfigError(
+                "compressed_search_limit (ASSISTANT_COMPRESSED_SEARCH_LIMIT) must be at least "
+                f"exact_search_limit ({self.exact_search_limit:,}), not "
+                f"{self.compressed_search_limit:,}"
+            )
         if self.candidates < self.top_k:
             raise ConfigError("candidates must be at least top_k")
         if self.dense_weight == 0 and self.keyword_weight == 0:
@@ -145,6 +153,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "chunk_tokens": (16, 8192),
     "chunk_overlap": (0, 8191),
     "exact_search_limit": (0, 1_000_000_000),
+    "compressed_search_limit": (1_000, 1_000_000_000),  # IVF-PQ needs a few hundred to train
     "max_document_bytes": (1, 10_000_000_000),
     "max_new_tokens": (1, 4096),
     "threads": (0, 1024),  # 0: all cores

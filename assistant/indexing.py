@@ -10,10 +10,11 @@ One build at a time holds the index folder's lock. The build reads the current v
 keeps the passages and vectors of unchanged documents, reads, splits and embeds the new or
 changed ones, and has store write the result as a new version and swap it in.
 
-Above `exact_limit` passages the vectors live in an HNSW graph. An update adds the new vectors
-to the existing graph instead of building it again (about 9 minutes at 1M vectors); the rows of
-removed or changed passages stay in the graph as dead rows (listed in the manifest, filtered out
-of every search) until they exceed MAX_DEAD_SHARE of the rows, when the graph is rebuilt clean.
+Above `exact_limit` passages the vectors live in an HNSW graph, above `compressed_limit` in a
+compressed (IVF-PQ) index. An update adds the new vectors to the existing graph or compressed
+index instead of building it again (about 9 minutes at 1M vectors for a graph); the rows of
+removed or changed passages stay in it as dead rows (listed in the manifest, filtered out of
+every search) until they exceed MAX_DEAD_SHARE of the rows, when it is rebuilt clean.
 """
 
 from __future__ import annotations
@@ -47,17 +48,20 @@ from .manifest import DocumentEntry, IndexLoadError, Manifest, SkippedEntry
 from .schema import Chunk
 from .store import (
     LOCK_FILE,
+    SPILL,
     Index,
     add_vectors,
     check_index_folder,
     claim_folder,
     current_version,
     index_kind,
+    kind_for,
     make_faiss_index,
+    stack,
     write_version,
 )
 
-MAX_DEAD_SHARE = 0.1  # dead rows in an HNSW graph above this share of its rows: rebuild it
+MAX_DEAD_SHARE = 0.1  # dead rows in a graph or compressed index above this share: rebuild it
 
 
 class BuildBusyError(AssistantError):
@@ -185,7 +189,7 @@ class BuildReport:
     seconds: float = 0.0
     full_rebuild_reason: str | None = None
     index_kind: str = ""
-    appended: bool = False  # new vectors went into the existing HNSW graph (no graph rebuild)
+    appended: bool = False  # new vectors went into the existing graph or compressed index
     built_with: str = ""  # the Runner that embedded the new passages ("local", "ray"), if any
 
     @property
@@ -213,7 +217,7 @@ class BuildReport:
                 f"{len(self.removed)} removed, {self.unchanged} unchanged, "
                 f"{len(self.skipped)} skipped"
             )
-            kind = self.index_kind + (", added to the existing graph" if self.appended else "")
+            kind = self.index_kind + (", added to the existing index" if self.appended else "")
             embedded = (
                 f", {self.embedded} embedded ({self.built_with}, "
                 f"{self.passages_per_s:.1f} passages/s)"
@@ -268,6 +272,7 @@ def build(
     embedder: Embedder,
     settings: ChunkerSettings,
     exact_limit: int = 50_000,
+    compressed_limit: int = 2_000_000,
     max_document_bytes: int = 20_000_000,
     progress: Callable[[float, str], None] | None = None,
     lock_wait_s: float = 0.0,
@@ -290,7 +295,7 @@ def build(
             index_dir,
             embedder,
             settings,
-            exact_limit,
+            (exact_limit, compressed_limit),
             max_document_bytes,
             progress or _no_progress,
             follow_external_links,
@@ -299,7 +304,7 @@ def build(
 
 
 def _build_locked(
-    seeds_dir, index_dir, embedder, settings, exact_limit, max_bytes, progress, follow_links, runner
+    seeds_dir, index_dir, embedder, settings, limits, max_bytes, progress, follow_links, runner
 ):
     started = time.perf_counter()
     report = BuildReport()
@@ -384,12 +389,14 @@ def _build_locked(
     documents.update(new_docs)
     progress(0.9, "writing index")
     kept = {f.id for f in keep}
-    graph = _append_to_graph(old, kept, new_chunks, new_vectors, exact_limit)
+    graph = _append_to_graph(old, kept, new_chunks, new_vectors, limits)
     if graph is not None:
         chunks, faiss_index, dead_rows = graph
         report.appended = True
     else:
-        chunks, faiss_index = _assemble(old, keep, new_chunks, new_vectors, dim, exact_limit)
+        chunks, faiss_index = _assemble(
+            old, keep, new_chunks, new_vectors, dim, limits, index_dir / SPILL
+        )
         dead_rows = []
     report.index_kind = index_kind(faiss_index)
     report.skipped.sort()
@@ -417,18 +424,19 @@ def _build_locked(
     return report
 
 
-def _append_to_graph(old: Index | None, kept: set[str], new_chunks, new_vectors, exact_limit):
-    """(passages, the old HNSW graph with the new vectors added, dead rows), or None to rebuild.
+def _append_to_graph(old: Index | None, kept: set[str], new_chunks, new_vectors, limits):
+    """(passages, the old index with the new vectors added, dead rows), or None to rebuild.
 
-    Used when the old index is an HNSW graph, the collection stays above exact_limit, and the
-    dead rows (passages of removed or changed documents, never searched again) stay within
-    MAX_DEAD_SHARE of all rows. Passage order stays row order: survivors keep their rows, the
-    new passages take the rows after the last one.
+    Used when the old index is an HNSW graph or a compressed index, the collection stays of
+    that kind (store.kind_for with limits: exact and compressed), and the dead rows (passages
+    of removed or changed documents, never searched again) stay within MAX_DEAD_SHARE of all
+    rows. Passage order stays row order: survivors keep their rows, the new passages take the
+    rows after the last one.
     """
-    if old is None or index_kind(old.faiss) != "hnsw":
+    if old is None or index_kind(old.faiss) == "exact":
         return None
     survivors = [i for i, c in enumerate(old.chunks) if c.doc_id in kept]
-    if len(survivors) + len(new_chunks) <= exact_limit:
+    if kind_for(len(survivors) + len(new_chunks), *limits) != index_kind(old.faiss):
         return None
     alive = np.zeros(old.faiss.ntotal, dtype=bool)
     alive[old.rows[survivors]] = True
@@ -440,19 +448,19 @@ def _append_to_graph(old: Index | None, kept: set[str], new_chunks, new_vectors,
     return chunks, old.faiss, dead.tolist()
 
 
-def _assemble(old: Index | None, keep, new_chunks, new_vectors, dim, exact_limit):
-    """(passages, a new FAISS index): kept documents' passages and vectors, then the new ones."""
-    chunks: list[Chunk] = []
-    parts: list[np.ndarray] = []
+def _assemble(old: Index | None, keep, new_chunks, new_vectors, dim, limits, spill: Path):
+    """(passages, a new index): kept documents' passages and vectors, then the new ones.
+
+    For a compressed index the vectors are gathered in the file `spill`, not in RAM.
+    """
+    rows = []
     if old is not None and keep:
-        old_vectors = old.vectors()
         rows = [old.by_id[cid] for f in keep for cid in old.manifest.documents[f.id].passages]
-        chunks.extend(old.chunks[r] for r in rows)
-        parts.append(old_vectors[rows])
+    chunks = [old.chunks[r] for r in rows] if old is not None else []
     chunks.extend(new_chunks)
-    parts.append(new_vectors)
-    vectors = np.concatenate([p.reshape(-1, dim) for p in parts])
-    return chunks, make_faiss_index(vectors, exact_limit)
+    compressed = kind_for(len(chunks), *limits) == "compressed"
+    vectors = stack(old, rows, new_vectors, dim, spill if compressed else None)
+    return chunks, make_faiss_index(vectors, *limits)
 
 
 def embed_passages(

@@ -84,7 +84,7 @@ class Manifest:
     embedder_id: str
     dim: int
     chunker: dict  # the build's ChunkerSettings as written; any difference means a full rebuild
-    index: str  # "exact" or "hnsw"
+    index: str  # "exact", "hnsw" or "compressed" (store.kind_for)
     passages: int
     documents: dict[str, DocumentEntry]  # by document id, sorted
     skipped: dict[str, SkippedEntry]  # by document id
@@ -94,6 +94,7 @@ class Manifest:
     # The build that wrote this version: "local", or "ray" when its new passages were read,
     # split and embedded on Ray (indexing.Runner.name). Each kind updates the other's index.
     built_with: str = "local"
+    rerank: int = 0  # compressed: candidates ranked by their exact vectors in every search
 
     @classmethod
     def from_dict(cls, data: object, path: Path) -> Manifest:
@@ -119,6 +120,8 @@ class Manifest:
                 # Absent from the manifests written before Ray builds: those were all local.
                 built_with=_field(data, "built_with", str) if "built_with" in data else "local",
                 index=_field(data, "index", str),
+                # Absent from the manifests written before the compressed kind.
+                rerank=_field(data, "rerank", int) if "rerank" in data else 0,
                 passages=_field(data, "passages", int),
                 # Absent from the manifests written before graphs were updated in place.
                 dead_rows=tuple(
@@ -141,6 +144,7 @@ class Manifest:
             "reader": self.reader,
             "built_with": self.built_with,
             "index": self.index,
+            "rerank": self.rerank,
             "passages": self.passages,
             "dead_rows": list(self.dead_rows),
             "documents": {doc_id: d.to_dict() for doc_id, d in self.documents.items()},

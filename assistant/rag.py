@@ -70,6 +70,7 @@ def build_index(
         embedder or make_embedder(cfg),
         chunker_settings(cfg),
         exact_limit=cfg.exact_search_limit,
+        compressed_limit=cfg.compressed_search_limit,
         max_document_bytes=cfg.max_document_bytes,
         follow_external_links=cfg.follow_external_links,
         progress=progress,

@@ -7,13 +7,20 @@ Layout of the index folder (txtai-style: a folder with a config beside its vecto
       v-.../manifest.json                 format, embedder, chunker, documents and their hashes
       v-.../passages.jsonl                one passage per line, in vector order
       v-.../vectors.faiss                 FAISS index (faiss.write_index; no pickle)
+      v-.../vectors.f32                   compressed kind only: the exact vectors, float32 rows
       .lock                               held by the build in progress
       .assistant-index.json               marks the folder as ours; names the versions we wrote
 
 A build refuses a folder that holds anything else without that marker (it may be someone's
 files), and cleans up only the versions the marker names. What goes into a version, and when an
-HNSW graph keeps dead rows (listed in the manifest, filtered out of every search), is decided
-by indexing.build. This is the one module that imports faiss.
+HNSW graph or a compressed index keeps dead rows (listed in the manifest, filtered out of every
+search), is decided by indexing.build. This is the one module that imports faiss.
+
+Three kinds of index, chosen by the number of vectors (kind_for): exact inner product up to
+exact_limit, an HNSW graph over the float vectors up to compressed_limit, and above that the
+compressed kind (Compressed): IVF-PQ codes in RAM find candidates, whose exact vectors, read
+from vectors.f32 on disk, rank them. At 10M passages the float vectors alone are 15.4 GB; the
+codes are 0.6 GB (benchmarks/search.py).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import os
 import re
 import shutil
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +48,14 @@ log = logging.getLogger(__name__)
 MARKER = ".assistant-index.json"
 LOCK_FILE = ".lock"  # held by the build in progress (indexing.build_lock)
 # Files a new, empty index folder may already hold (the repository's index/ has a README.md).
-PLACEHOLDERS = {"README.md", ".gitkeep", ".gitignore", LOCK_FILE, MARKER, MARKER + ".tmp"}
+# A compressed rebuild gathers its vectors in SPILL, on disk beside the versions (not in RAM).
+SPILL = ".vectors-spill.f32"
+PLACEHOLDERS = {"README.md", ".gitkeep", ".gitignore", LOCK_FILE, MARKER, MARKER + ".tmp", SPILL}
+RAW = "vectors.f32"  # the compressed kind's exact vectors
+# A file larger than this gets a sampled digest (below): hashing all 15.4 GB of vectors.f32 at
+# 10M would read it whole at every load (15-60 s, and the page cache) to look for hand edits.
+FULL_DIGEST_BYTES = 64 << 20
+_SAMPLES, _SAMPLE_BYTES = 256, 64 << 10
 _VERSION_NAME = re.compile(r"v-\d{8}T\d{6}-\d+-\d+")
 
 
@@ -75,9 +90,14 @@ class Index:
         if len(dead):
             faiss = _faiss()
             self._dead_selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(dead))
-            self._search_params = faiss.SearchParametersHNSW(
-                sel=self._dead_selector, efSearch=faiss_index.hnsw.efSearch
-            )
+            if isinstance(faiss_index, Compressed):
+                self._search_params = faiss.SearchParametersIVF(
+                    sel=self._dead_selector, nprobe=faiss_index.ivf.nprobe
+                )
+            else:
+                self._search_params = faiss.SearchParametersHNSW(
+                    sel=self._dead_selector, efSearch=faiss_index.hnsw.efSearch
+                )
 
     @classmethod
     def load(cls, index_dir: Path) -> Index:
@@ -101,8 +121,10 @@ class Index:
         manifest = Manifest.from_dict(data, path)
         try:
             for name, digest in manifest.files.items():
-                if _sha256(path / name) != digest:
+                if _digest(path / name, sampled=digest.startswith(_SAMPLED)) != digest:
                     raise ValueError(f"{name} was changed after the build")
+            if manifest.index == "compressed" and RAW not in manifest.files:
+                raise ValueError(f"{RAW} is missing from the manifest's files")
         except (OSError, ValueError) as e:
             raise edited(path, e) from None
         try:
@@ -112,6 +134,12 @@ class Index:
                 if line
             ]
             vectors = faiss.read_index(str(path / "vectors.faiss"))
+            if manifest.index == "compressed":
+                faiss.extract_index_ivf(vectors)  # RuntimeError unless it is an IVF index
+                raw = RawVectors(path / RAW, vectors.d)
+                if len(raw) != vectors.ntotal:
+                    raise ValueError(f"{RAW} holds {len(raw)} vectors, not {vectors.ntotal}")
+                vectors = Compressed(vectors, [raw], manifest.rerank)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
             raise IndexLoadError(
                 f"index files in {path} are damaged ({e}); {REBUILD_HINT}"
@@ -120,7 +148,7 @@ class Index:
         dead_ok = not dead or (
             len(set(dead)) == len(dead)
             and 0 <= min(dead) <= max(dead) < vectors.ntotal
-            and index_kind(vectors) == "hnsw"
+            and index_kind(vectors) in ("hnsw", "compressed")
         )
         if (
             not dead_ok
@@ -165,15 +193,17 @@ class Index:
         ]
 
     def vectors(self) -> np.ndarray:
-        """All stored vectors, in passage order."""
-        if not self.chunks:
-            return np.zeros((0, self.faiss.d), dtype=np.float32)
-        every = self.faiss.reconstruct_n(0, self.faiss.ntotal)
-        return every if len(self.rows) == self.faiss.ntotal else every[self.rows]
+        """All stored vectors, in passage order, in RAM (a rebuild gathers them with stack)."""
+        return self.vectors_of(range(len(self.chunks)))
 
-    def vectors_of(self, passages: list[int]) -> np.ndarray:
-        """The stored vectors of these passage numbers."""
-        return np.stack([self.faiss.reconstruct(int(self.rows[p])) for p in passages])
+    def vectors_of(self, passages: list[int] | range) -> np.ndarray:
+        """The stored vectors of these passage numbers, exactly as they were added."""
+        rows = self.rows[np.asarray(passages, dtype=np.int64)]
+        if not len(rows):
+            return np.zeros((0, self.faiss.d), dtype=np.float32)
+        if isinstance(self.faiss, Compressed):
+            return self.faiss.take(rows)
+        return self.faiss.reconstruct_batch(rows).reshape(len(rows), self.faiss.d)
 
     def documents(self) -> list[IndexedDocument]:
         """Indexed documents: id, title, date, passages, sorted by id."""
@@ -206,11 +236,21 @@ def _chunk_from_json(line: str) -> Chunk:
     return Chunk(**json.loads(line))
 
 
-def make_faiss_index(vectors: np.ndarray, exact_limit: int):
-    """Exact inner product for small collections, HNSW above exact_limit vectors."""
+def kind_for(count: int, exact_limit: int, compressed_limit: int) -> str:
+    """The index kind for a collection of `count` vectors: exact, hnsw or compressed."""
+    if count > compressed_limit:
+        return "compressed"
+    return "hnsw" if count > exact_limit else "exact"
+
+
+def make_faiss_index(vectors: np.ndarray, exact_limit: int, compressed_limit: int):
+    """An index of the kind kind_for picks, holding `vectors` (a memory map is read in blocks)."""
     faiss = _faiss()
     dim = vectors.shape[1]
-    if len(vectors) > exact_limit:
+    kind = kind_for(len(vectors), exact_limit, compressed_limit)
+    if kind == "compressed":
+        return Compressed.build(vectors)
+    if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
         index.hnsw.efSearch = 128
@@ -221,14 +261,187 @@ def make_faiss_index(vectors: np.ndarray, exact_limit: int):
 
 
 def add_vectors(faiss_index, vectors: np.ndarray) -> None:
-    """Append vectors to a FAISS index in place (the new rows follow the last one)."""
+    """Append vectors to an index in place (the new rows follow the last one)."""
     _faiss().omp_set_num_threads(os.cpu_count() or 1)  # building does use every core
     if len(vectors):
         faiss_index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
 
 def index_kind(index) -> str:
+    if isinstance(index, Compressed):
+        return "compressed"
     return "hnsw" if "HNSW" in type(index).__name__ else "exact"
+
+
+def stack(
+    old: Index | None, passages: list[int], new: np.ndarray, dim: int, spill: Path | None
+) -> np.ndarray:
+    """old's vectors of these passages, then `new`: in RAM, or memory-mapped in the file spill.
+
+    A compressed rebuild spills (to index_dir/SPILL): 10M vectors are 15.4 GB. write_version
+    moves that file into the new version rather than copying it.
+    """
+    total = len(passages) + len(new)
+    if spill is None:
+        out = np.empty((total, dim), dtype=np.float32)
+    else:
+        out = np.memmap(spill, dtype=np.float32, mode="w+", shape=(total, dim))
+    for start in range(0, len(passages), BLOCK_ROWS):
+        assert old is not None  # passages are old's
+        stop = min(start + BLOCK_ROWS, len(passages))
+        out[start:stop] = old.vectors_of(passages[start:stop])
+    out[len(passages) :] = new.reshape(-1, dim)
+    return out
+
+
+BLOCK_ROWS = 65_536  # vectors read, added or written at a time when they may not fit in RAM
+# The compressed kind's parameters, measured with benchmarks/search.py (docs/EVAL.md).
+FLOATS_PER_CODE_BYTE = 8  # PQ48 for 384-d vectors: 0.5 GB of codes (and ids) at 10M
+TRAIN_PER_LIST = 32  # training sample: this many vectors per inverted list
+QUANTIZER_EF = 128  # HNSW search depth over the list centres, when adding and searching
+# Recall@10 falls as the collection grows at a fixed depth (rerank 300: 0.972 at 1M, 0.926 at
+# 2M); nprobe 32 and rerank 1000 gave 0.988 at 1M and 0.973 at 2M, p50 3.3 and 4.0 ms.
+NPROBE = 32  # lists searched per query
+RERANK = 1000  # candidates ranked by their exact vectors (about 3 us each, from page cache)
+
+
+class RawVectors:
+    """Float32 vectors in a file (row-major, native byte order, no header), read with pread.
+
+    Nothing of the file is held in this process: rows are read on demand (from the page cache
+    when the kernel has them), so it adds nothing to the resident memory, unlike a memory map
+    whose touched pages count there.
+    """
+
+    def __init__(self, path: Path, dim: int) -> None:
+        self.path = path
+        self.dim = dim
+        self._row_bytes = dim * 4
+        fd = os.open(path, os.O_RDONLY)
+        # Closed with this object; held open, it still reads after a newer build deletes it.
+        weakref.finalize(self, os.close, fd)
+        self._fd = fd
+        size = os.fstat(fd).st_size
+        if size % self._row_bytes:
+            raise ValueError(f"{path.name} holds {size} bytes, not rows of {dim} float32")
+        self.count = size // self._row_bytes
+
+    def __len__(self) -> int:
+        return self.count
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of these rows."""
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        buf, size = out.data.cast("B"), self._row_bytes
+        for i, row in enumerate(rows.tolist()):
+            self._check(os.preadv(self._fd, [buf[i * size : (i + 1) * size]], row * size), size)
+        return out
+
+    def read_range(self, start: int, stop: int) -> np.ndarray:
+        """The vectors of rows start to stop (excluded)."""
+        out = np.empty((stop - start, self.dim), dtype=np.float32)
+        want = out.nbytes
+        self._check(os.preadv(self._fd, [out.data.cast("B")], start * self._row_bytes), want)
+        return out
+
+    def _check(self, got: int, want: int) -> None:
+        if got != want:
+            raise IndexLoadError(f"{self.path} was truncated while in use; {REBUILD_HINT}")
+
+
+class Compressed:
+    """IVF-PQ codes in RAM find candidates; their exact vectors, read from disk, rank them.
+
+    Vectors are numbered across `parts` in order: the vectors.f32 of the version it was loaded
+    from, then the arrays added since; write_version writes them all into the next version's
+    vectors.f32. Scores are exact inner products, so a search returns the true cosine
+    similarities of the passages it finds, and vectors are stored losslessly.
+    """
+
+    def __init__(self, ivf, parts: list[RawVectors | np.ndarray], rerank: int) -> None:
+        self.ivf = ivf
+        self.parts = parts
+        self.rerank = rerank
+
+    @classmethod
+    def build(cls, vectors: np.ndarray) -> Compressed:
+        """Train on a sample of `vectors`, then add them all in blocks; keeps `vectors`."""
+        faiss = _faiss()
+        count, dim = vectors.shape
+        # About sqrt(count) lists, a power of two: 1,024 at 1M, 4,096 at 10M.
+        nlist = 2 ** max(4, round(np.log2(np.sqrt(count))))
+        quantizer = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        # Bytes of code per vector: a divisor of dim (each byte codes dim / m of its floats).
+        m = next(m for m in range(max(1, dim // FLOATS_PER_CODE_BYTE), 0, -1) if dim % m == 0)
+        ivf = faiss.IndexIVFPQ(quantizer, dim, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.niter = 10
+        sample = np.random.default_rng(0).choice(
+            count, min(count, TRAIN_PER_LIST * nlist), replace=False
+        )
+        _faiss().omp_set_num_threads(os.cpu_count() or 1)
+        ivf.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
+        quantizer.hnsw.efSearch = QUANTIZER_EF
+        ivf.nprobe = NPROBE
+        for start in range(0, count, BLOCK_ROWS):
+            add_vectors(ivf, vectors[start : start + BLOCK_ROWS])
+        return cls(ivf, [vectors], RERANK)
+
+    @property
+    def ntotal(self) -> int:
+        return self.ivf.ntotal
+
+    @property
+    def d(self) -> int:
+        return self.ivf.d
+
+    def add(self, vectors: np.ndarray) -> None:
+        """Append vectors (add_vectors calls this as it would a FAISS index's add)."""
+        self.ivf.add(vectors)
+        self.parts.append(vectors)
+
+    def search(self, query: np.ndarray, k: int, params=None) -> tuple[np.ndarray, np.ndarray]:
+        """Like a FAISS index's search for one query: the best k of `rerank` candidates."""
+        _, found = self.ivf.search(query, max(k, self.rerank), params=params)
+        candidates = found[0][found[0] >= 0]
+        exact = self.take(candidates) @ query[0]
+        best = np.argsort(-exact, kind="stable")[:k]
+        scores = np.full((1, k), -np.inf, dtype=np.float32)
+        rows = np.full((1, k), -1, dtype=np.int64)
+        scores[0, : len(best)], rows[0, : len(best)] = exact[best], candidates[best]
+        return scores, rows
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The exact vectors of these rows."""
+        out = np.empty((len(rows), self.d), dtype=np.float32)
+        start = 0
+        for part in self.parts:
+            mine = np.flatnonzero((rows >= start) & (rows < start + len(part)))
+            if len(mine):
+                local = rows[mine] - start
+                out[mine] = part.read(local) if isinstance(part, RawVectors) else part[local]
+            start += len(part)
+        return out
+
+    def save_vectors(self, path: Path, spill: Path) -> None:
+        """Write every vector to `path` in RawVectors' layout; a spilled rebuild's file is moved."""
+        if (
+            len(self.parts) == 1
+            and isinstance(self.parts[0], np.memmap)
+            and Path(os.path.abspath(spill)) == Path(self.parts[0].filename or "")
+        ):
+            self.parts[0].flush()
+            os.replace(spill, path)
+            return
+        with open(path, "wb") as out:
+            for part in self.parts:
+                for start in range(0, len(part), BLOCK_ROWS):
+                    stop = min(start + BLOCK_ROWS, len(part))
+                    block = (
+                        part.read_range(start, stop)
+                        if isinstance(part, RawVectors)
+                        else part[start:stop]
+                    )
+                    out.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
 
 
 def check_index_folder(index_dir: Path, seeds_dir: Path) -> None:
@@ -297,12 +510,27 @@ def _mark(index_dir: Path, versions: list[str] | None = None) -> None:
         tmp.write_text(json.dumps({"format": FORMAT, "versions": versions}) + "\n", "utf-8")
 
 
-def _sha256(path: Path) -> str:
+_SAMPLED = "sampled-sha256:"
+
+
+def _digest(path: Path, sampled: bool) -> str:
+    """sha256 of the file, or of its size and _SAMPLES blocks spread over it when sampled.
+
+    A sampled digest catches a truncated, extended or replaced file and most damage, reading
+    16 MiB whatever the size; a one-byte edit between the samples goes unseen.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        if not sampled:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+            return digest.hexdigest()
+        size = os.fstat(fh.fileno()).st_size
+        digest.update(str(size).encode())
+        for i in range(_SAMPLES):
+            fh.seek(max(0, size - _SAMPLE_BYTES) * i // (_SAMPLES - 1))
+            digest.update(fh.read(_SAMPLE_BYTES))
+    return _SAMPLED + digest.hexdigest()
 
 
 def write_version(index_dir: Path, manifest: Manifest, chunks: list[Chunk], faiss_index) -> Path:
@@ -317,10 +545,20 @@ def write_version(index_dir: Path, manifest: Manifest, chunks: list[Chunk], fais
         with open(tmp / "passages.jsonl", "w", encoding="utf-8") as out:
             for chunk in chunks:
                 out.write(_chunk_to_json(chunk) + "\n")
-        faiss.write_index(faiss_index, str(tmp / "vectors.faiss"))
+        names = ["passages.jsonl", "vectors.faiss"]
+        if isinstance(faiss_index, Compressed):
+            faiss.write_index(faiss_index.ivf, str(tmp / "vectors.faiss"))
+            faiss_index.save_vectors(tmp / RAW, index_dir / SPILL)
+            names.append(RAW)
+            manifest = dataclasses.replace(manifest, rerank=faiss_index.rerank)
+        else:
+            faiss.write_index(faiss_index, str(tmp / "vectors.faiss"))
         # The manifest goes last: a version folder without one is never a complete version.
         # It records the other files' hashes, so a hand edit is caught at load time.
-        files = {name: _sha256(tmp / name) for name in ("passages.jsonl", "vectors.faiss")}
+        files = {
+            name: _digest(tmp / name, sampled=(tmp / name).stat().st_size > FULL_DIGEST_BYTES)
+            for name in names
+        }
         manifest = dataclasses.replace(manifest, files=files)
         with open(tmp / "manifest.json", "w", encoding="utf-8") as out:
             json.dump(manifest.to_dict(), out, ensure_ascii=False, indent=1)
@@ -334,6 +572,7 @@ def write_version(index_dir: Path, manifest: Manifest, chunks: list[Chunk], fais
 def _remove_stale(index_dir: Path, keep: str) -> None:
     """Delete the versions our builds wrote, but keep, and their crash leftovers (under lock)."""
     old = set(_recorded(index_dir)) - {keep}
+    (index_dir / SPILL).unlink(missing_ok=True)  # a crashed compressed rebuild's vectors
     for entry in index_dir.glob(".current-*"):
         if entry.is_symlink() and os.readlink(entry) in old | {keep}:
             entry.unlink(missing_ok=True)

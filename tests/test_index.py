@@ -353,7 +353,7 @@ def test_hnsw_update_adds_to_the_graph_and_never_returns_dead_rows(tmp_path):
     emb = HashingEmbedder()
     report = run_build(seeds, index_dir, emb, exact_limit=10)
     assert report.appended and report.index_kind == "hnsw" and sum(emb.calls) == 2
-    assert "added to the existing graph" in report.summary()
+    assert "added to the existing index" in report.summary()
     index = Index.load(index_dir)
     assert index.faiss.ntotal == 42 and len(index.chunks) == 40  # two dead rows, not searched
     assert len(index.manifest.dead_rows) == 2

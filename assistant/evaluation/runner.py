@@ -40,7 +40,13 @@ def settings_key(cfg: Config, embedder_id: str, *fields: str) -> dict:
     return {"embedder": embedder_id, **{f: getattr(cfg, f) for f in fields}}
 
 
-INDEX_FIELDS = ("chunk_tokens", "chunk_overlap", "exact_search_limit", "max_document_bytes")
+INDEX_FIELDS = (
+    "chunk_tokens",
+    "chunk_overlap",
+    "exact_search_limit",
+    "compressed_search_limit",
+    "max_document_bytes",
+)
 ANSWER_FIELDS = (
     "top_k",
     "candidates",
