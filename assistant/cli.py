@@ -42,7 +42,7 @@ def make_parser() -> argparse.ArgumentParser:
         const="auto",
         metavar="ADDRESS",
         help="read, split and embed the new or changed documents with Ray: no address or "
-        "'auto' starts a local instance, a cluster's address (HEAD:6379) joins it "
+        "'auto' starts a local instance, a cluster's address (HEAD:6379) joins that "
         "cluster (needs pip install '.[ray]')",
     )
 
