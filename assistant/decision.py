@@ -74,9 +74,39 @@ FEATURES = (
     "similarity",  # cosine between the question and the unit
     "best_similarity",  # the highest cosine of any unit
     "rank",  # 1 / the retrieval rank of the unit's passage
+    "confidence",  # the model's own: geometric mean of its answer tokens' probabilities
 )
 # Fitted by `python benchmarks/decision.py --fit ...` (see docs/EVAL.md); intercept last.
-WEIGHTS = (0.826, -0.882, 0.104, 0.848, 0.492, 0.949, -0.086, 0.576, 1.572, -4.448)
+WEIGHTS = (0.826, -0.882, 0.104, 0.848, 0.492, 0.949, -0.086, 0.576, 1.572, 0.0, -4.448)
+# The confidence feature's value when the engine gives no scores (the transformers engine):
+# the median over the answers the weights were fitted on.
+UNKNOWN_CONFIDENCE = 0.9
+
+
+def confidence(pieces: Sequence[str]) -> float | None:
+    """The model's confidence in its answer, from the streamed pieces' log-probabilities.
+
+    The geometric mean of the probabilities of the answer's tokens: those before the reply's
+    first marker ("Paris [2]" -> "Paris"), or the marker itself when nothing comes before it.
+    None when the engine gave no scores (plain str pieces).
+
+    >>> from assistant.generation import Token
+    >>> round(confidence([Token("Par", -0.1), Token("is", -0.3), Token(" [2]", -2.0)]), 3)
+    0.819
+    """
+    scores: list[float] = []
+    said = ""
+    for piece in pieces:
+        logprob = getattr(piece, "logprob", None)
+        if logprob is None:
+            return None
+        if "[" in piece and re.search(r"\w", said):
+            break  # the answer's words are done; its marker follows
+        said += piece
+        scores.append(logprob)
+        if "]" in piece:
+            break  # a bare marker: its own tokens
+    return math.exp(sum(scores) / len(scores)) if scores else None
 
 
 def asked_type(question: str) -> str:
@@ -120,7 +150,12 @@ def answer_terms(answer: str, question: str) -> set[str]:
 
 
 def unit_features(
-    question: str, answer: str, unit: Evidence, cited: Sequence[int], best_similarity: float
+    question: str,
+    answer: str,
+    unit: Evidence,
+    cited: Sequence[int],
+    best_similarity: float,
+    sure: float | None = None,
 ) -> dict[str, float]:
     """The features of `answer` resting on `unit` (read with its title and date)."""
     terms = key_terms(question)
@@ -141,6 +176,7 @@ def unit_features(
         "similarity": unit.similarity,
         "best_similarity": best_similarity,
         "rank": 1.0 / unit.passage,
+        "confidence": UNKNOWN_CONFIDENCE if sure is None else sure,
     }
 
 
@@ -156,6 +192,7 @@ def attribute(
     units: Sequence[Evidence],
     cited: Sequence[int],
     weights: Sequence[float] = WEIGHTS,
+    sure: float | None = None,
 ) -> tuple[Evidence, dict[str, float], float]:
     """(the unit the answer rests on, its features, the probability the answer is right).
 
@@ -169,7 +206,7 @@ def attribute(
     claims = answer_terms(answer, question)
     rated = []
     for unit in units:
-        features = unit_features(question, answer, unit, cited, best_similarity)
+        features = unit_features(question, answer, unit, cited, best_similarity, sure)
         p = 0.0 if strict and not features["type"] else probability(features, weights)
         # An answer that adds no words of its own (a restated question) rests on the unit it cites.
         first = features["support"] if claims else features["cited"]

@@ -277,20 +277,23 @@ class Assistant:
         # on and decides whether to give it (decision.py).
         messages = evidence_messages(standalone, units, self.cfg.system_prompt)
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
-        text, n_tokens, first = "", 0, None
+        text, n_tokens, first, pieces = "", 0, None, []
         for piece in self.generator.stream(messages, self.cfg.max_new_tokens, stop=stop):
             if first is None:
                 first = time.perf_counter()
                 timings["first_token_ms"] = _ms(started)
             text += piece
+            pieces.append(piece)
             n_tokens += 1
             yield _replace(base, text=_body(text), timings=dict(timings))
         if first is not None and n_tokens > 1:
             gen_s = time.perf_counter() - first
             timings["tokens_per_s"] = round((n_tokens - 1) / gen_s, 2) if gen_s > 0 else 0.0
-        yield self._finish(base, text, timings, started)
+        yield self._finish(base, text, timings, started, decision.confidence(pieces))
 
-    def _finish(self, base: Answer, raw: str, timings: dict, started: float) -> Answer:
+    def _finish(
+        self, base: Answer, raw: str, timings: dict, started: float, sure: float | None = None
+    ) -> Answer:
         """The checked answer from the unit it rests on, or the refusal the decision made."""
         question = base.standalone_question or base.question
         threshold = self.cfg.answer_threshold
@@ -301,7 +304,9 @@ class Assistant:
         if not re.search(r"\w", body) or is_refusal(body) or _NOT_FOUND.match(body):
             base = _replace(base, decision={"probability": 0.0, "threshold": threshold})
             return _final(base, f"{REFUSAL} {NOT_FOUND}", True, timings, started)
-        unit, features, p = decision.attribute(question, body, base.evidence, cited)
+        unit, features, p = decision.attribute(
+            question, body, base.evidence, cited, sure=sure
+        )
         record = {"probability": round(p, 4), "threshold": threshold, "unit": float(unit.n)}
         base = _replace(base, decision={**record, **{k: round(v, 4) for k, v in features.items()}})
         if p < threshold:

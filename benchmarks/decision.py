@@ -140,6 +140,8 @@ def main() -> None:
         weights = fit(x, y)
         print(f"{len(y)} answers, {int(y.sum())} right")
         print("WEIGHTS = (" + ", ".join(f"{w:.3f}" for w in weights) + ")")
+        sure = x[:, decision.FEATURES.index("confidence")]
+        print(f"UNKNOWN_CONFIDENCE = {float(np.median(sure)):.3f}")
         print("  " + ", ".join(decision.FEATURES) + ", intercept")
     for name in dict.fromkeys(s for s, *_ in questions):
         print(f"\n{name}\nthreshold  refused_unanswerable  false_refusal  right_when_answered")

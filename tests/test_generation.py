@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import math
 import shutil
 import sys
 import threading
@@ -233,6 +235,8 @@ class FakeLlama:
         self.max_active = 0
         self.calls: list[dict] = []
         self._model = types.SimpleNamespace(token_get_text=lambda i: "</s>")
+        self._ctx = types.SimpleNamespace(logits=None)
+        self._ctx.get_logits = lambda: ctypes.cast(self._ctx.logits, ctypes.POINTER(ctypes.c_float))
 
     def n_ctx(self) -> int:
         return 4096
@@ -246,18 +250,33 @@ class FakeLlama:
     def tokenize(self, data: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
         return list(data)
 
-    def create_completion(self, **kwargs):  # type: ignore[no-untyped-def]
-        self.calls.append(kwargs)
+    def n_vocab(self) -> int:
+        return len(self.reply) + 1
+
+    def detokenize(self, tokens: list[int]) -> bytes:
+        return "".join(self.reply[t] for t in tokens).encode()
+
+    def generate(self, tokens: list[int], **kwargs):  # type: ignore[no-untyped-def]
+        """Token i is reply piece i; its logit is 2 above every other token's 0."""
+        self.calls.append({"prompt": tokens, **kwargs})
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
             if self.fail:
                 raise self.fail
-            for piece in self.reply:
+            for i in range(len(self.reply)):
                 threading.Event().wait(self.delay)
-                yield {"choices": [{"text": piece}]}
+                logits = [0.0] * self.n_vocab()
+                logits[i] = 2.0
+                self._ctx.logits = (ctypes.c_float * len(logits))(*logits)
+                yield i
         finally:
             self.active -= 1
+
+
+def NEVER(token: int) -> bool:
+    """A fake Llama's replies have no end token: they end when its pieces do."""
+    return False
 
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
@@ -265,16 +284,23 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 
 def test_llamacpp_streams_greedy_pieces() -> None:
     fake = FakeLlama(["Hel", "lo", "!"])
-    gen = LlamaCppGenerator(fake, name="llamacpp:fake")
-    assert list(gen.stream(MESSAGES, max_new_tokens=5)) == ["Hel", "lo", "!"]
-    assert fake.calls[0]["temperature"] == 0.0 and fake.calls[0]["max_tokens"] == 5
+    gen = LlamaCppGenerator(fake, "llamacpp:fake", NEVER)
+    pieces = list(gen.stream(MESSAGES, max_new_tokens=5))
+    assert pieces == ["Hel", "lo", "!"]
+    assert fake.calls[0]["temp"] == 0.0 and fake.calls[0]["top_k"] == 1  # greedy
+    # Each piece carries the log-probability of its token: logit 2 against three others at 0.
+    expected = 2.0 - math.log(math.exp(2.0) + 3)
+    assert [round(p.logprob, 6) for p in pieces] == [round(expected, 6)] * 3
+    assert list(gen.stream(MESSAGES, max_new_tokens=2)) == ["Hel", "lo"]
+    ended = LlamaCppGenerator(FakeLlama(["a", "b", "c"]), name="x", is_end=lambda t: t == 1)
+    assert list(ended.stream(MESSAGES)) == ["a"]  # the end token ends the reply, unshown
     prompt = bytes(fake.calls[0]["prompt"]).decode()
     assert prompt == "<system>Be brief.\n<user>Hi?\n<assistant>"  # the model's chat template
     assert gen.count_tokens("three words") == len(b"three words")
 
 
 def test_llamacpp_stop_event_ends_the_stream() -> None:
-    gen = LlamaCppGenerator(FakeLlama([str(i) for i in range(100)]), name="llamacpp:fake")
+    gen = LlamaCppGenerator(FakeLlama([str(i) for i in range(100)]), "llamacpp:fake", NEVER)
     stop = threading.Event()
     got = []
     for piece in gen.stream(MESSAGES, stop=stop):
@@ -286,7 +312,7 @@ def test_llamacpp_stop_event_ends_the_stream() -> None:
 
 def test_llamacpp_serialises_concurrent_streams() -> None:
     fake = FakeLlama(list("abcde"), delay=0.01)
-    gen = LlamaCppGenerator(fake, name="llamacpp:fake")
+    gen = LlamaCppGenerator(fake, "llamacpp:fake", NEVER)
     results: list[str] = []
     threads = [
         threading.Thread(target=lambda: results.append("".join(gen.stream(MESSAGES))))
@@ -302,15 +328,15 @@ def test_llamacpp_serialises_concurrent_streams() -> None:
 
 def test_llamacpp_context_overflow_is_a_generator_error() -> None:
     fake = FakeLlama([], fail=ValueError("Requested tokens (5000) exceed context window of 4096"))
-    gen = LlamaCppGenerator(fake, name="llamacpp:fake")
+    gen = LlamaCppGenerator(fake, "llamacpp:fake", NEVER)
     with pytest.raises(GeneratorError, match="fewer or shorter passages"):
         list(gen.stream(MESSAGES))
-    assert list(LlamaCppGenerator(FakeLlama(["ok"]), name="x").stream(MESSAGES)) == ["ok"]
+    assert list(LlamaCppGenerator(FakeLlama(["ok"]), "x", NEVER).stream(MESSAGES)) == ["ok"]
     assert not gen._lock.locked()
 
 
 def test_messages_must_be_plain_strings() -> None:
-    gen = LlamaCppGenerator(FakeLlama(["x"]), name="llamacpp:fake")
+    gen = LlamaCppGenerator(FakeLlama(["x"]), "llamacpp:fake", NEVER)
     bad = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
     with pytest.raises(GeneratorError, match="'content': str"):
         list(gen.stream(bad))  # type: ignore[arg-type]

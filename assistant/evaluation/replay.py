@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from assistant.config import Config
+from assistant.generation import Token
 
 if TYPE_CHECKING:
     from assistant.generation import Generator
@@ -21,6 +22,7 @@ class StoredReply(TypedDict):
 
     key: str
     pieces: list[str]
+    logprobs: list[float | None]  # each piece's log-probability, None where the engine gave none
     first_token_ms: float | None  # None for a reply of no pieces
     total_ms: float
 
@@ -45,7 +47,8 @@ class ReplayGenerator:
             for line in self.path.read_text("utf-8").splitlines():
                 try:
                     entry = json.loads(line)
-                    self.entries[entry["key"]] = entry
+                    if "logprobs" in entry:  # older replies lack the scores: made again
+                        self.entries[entry["key"]] = entry
                 except (ValueError, KeyError, TypeError):
                     continue  # a torn last line
 
@@ -64,7 +67,8 @@ class ReplayGenerator:
         if entry is not None:
             self.replayed.append(entry)
             self.last_reply = "".join(entry["pieces"])
-            yield from entry["pieces"]
+            for piece, logprob in zip(entry["pieces"], entry["logprobs"]):
+                yield piece if logprob is None else Token(piece, logprob)
             return
         started = time.perf_counter()
         pieces: list[str] = []
@@ -80,7 +84,8 @@ class ReplayGenerator:
         total_ms = (time.perf_counter() - started) * 1000
         stored: StoredReply = {
             "key": key,
-            "pieces": pieces,
+            "pieces": [str(p) for p in pieces],
+            "logprobs": [getattr(p, "logprob", None) for p in pieces],
             "first_token_ms": first_ms,
             "total_ms": total_ms,
         }

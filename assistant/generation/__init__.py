@@ -39,8 +39,23 @@ AUTO = "auto"
 LOOKUP_TOKENS = 10
 
 
+class Token(str):
+    """A piece of a streamed reply with the log-probability the model gave it (greedy).
+
+    Engines that can read their scores yield these; a plain str piece has no score. The
+    decision reads the model's confidence in its answer from them (decision.confidence).
+    """
+
+    logprob: float
+
+    def __new__(cls, text: str, logprob: float) -> Token:
+        piece = super().__new__(cls, text)
+        piece.logprob = logprob
+        return piece
+
+
 class Generator(Protocol):
-    """A local chat model that streams greedy replies."""
+    """A local chat model that streams greedy replies (str pieces, or Tokens with scores)."""
 
     name: str
 
@@ -186,6 +201,7 @@ __all__ = [
     "GeneratorError",
     "LlamaCppGenerator",
     "Loader",
+    "Token",
     "TransformersGenerator",
     "check_context",
     "choose_engine",

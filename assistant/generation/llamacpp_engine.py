@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import logging
+import codecs
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from assistant.generation import LOOKUP_TOKENS, GeneratorError, check_context, plain_messages
+from assistant.generation import (
+    LOOKUP_TOKENS,
+    GeneratorError,
+    Token,
+    check_context,
+    plain_messages,
+)
 
 if TYPE_CHECKING:
     from assistant.config import Config
@@ -22,8 +29,13 @@ LLAMACPP_CONTEXT = 4096
 class LlamaCppGenerator:
     """A GGUF model run by llama-cpp-python: its chat template, then a streamed completion."""
 
-    def __init__(self, llama: Any, name: str) -> None:
+    def __init__(
+        self, llama: Any, name: str, is_end: Callable[[int], bool] | None = None
+    ) -> None:
         self.llama = llama
+        # Whether a token ends the reply (end of turn or of text); llama.cpp's own check unless
+        # given (a fake Llama has no vocabulary to ask).
+        self._is_end = is_end or self._end_of_generation
         self.name = name
         self.context = int(llama.n_ctx())
         self._template: Any = None  # the model's chat template, applied once per request
@@ -93,31 +105,55 @@ class LlamaCppGenerator:
         try:
             tokens = self._prompt_tokens(messages)
             check_context(len(tokens) + 1, self.context, self.name)
-            # A token list goes in as is (no BOS added); llama.cpp reuses the KV cache of the
-            # longest prefix it shares with the previous request: the system prompt.
-            chunks = self.llama.create_completion(
-                prompt=tokens,
-                stream=True,
-                max_tokens=max_new_tokens,
-                temperature=0.0,
-                top_k=1,
-                repeat_penalty=1.0,
-            )
-            try:
-                for chunk in chunks:
-                    if stop is not None and stop.is_set():
-                        break
-                    piece = chunk["choices"][0]["text"]
-                    if piece:
-                        yield piece
-            except ValueError as e:  # "Requested tokens (n) exceed context window of m"
-                raise GeneratorError(
-                    f"{self.name} cannot take this prompt ({e}): send fewer or shorter passages"
-                ) from None
-            finally:
-                chunks.close()
+            yield from self._generate(tokens, max_new_tokens, stop)
         finally:
             self._lock.release()
+
+    def _generate(
+        self, tokens: list[int], max_new_tokens: int, stop: threading.Event | None
+    ) -> Iterator[Token]:
+        """Greedy tokens as text, each with the log-probability the model gave it.
+
+        The last position's logits are read after each step (no `logits_all`, which would run
+        the output layer over every prompt position): the chosen token is their maximum, so its
+        log-probability is that maximum minus their log-sum-exp.
+        """
+        import numpy as np
+
+        llama = self.llama
+        n_vocab = llama.n_vocab()
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending = 0.0  # log-probabilities of tokens whose bytes do not yet make a character
+        # A token list goes in as is (no BOS added); llama.cpp reuses the KV cache of the
+        # longest prefix it shares with the previous request: the system prompt.
+        steps = llama.generate(tokens, top_k=1, temp=0.0, repeat_penalty=1.0)
+        try:
+            for n, token in enumerate(_translated(steps, self.name)):
+                if stop is not None and stop.is_set():
+                    break
+                if self._is_end(token):
+                    break
+                if len(tokens) + n + 1 >= self.context:
+                    raise GeneratorError(
+                        f"{self.name} ran out of context ({self.context} tokens): "
+                        "send fewer or shorter passages"
+                    )
+                logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(n_vocab,))
+                top = float(logits.max())
+                pending += -float(np.log(np.exp(logits - top).sum()))
+                piece = text.decode(llama.detokenize([token]))
+                if piece:
+                    yield Token(piece, pending)
+                    pending = 0.0
+                if n + 1 >= max_new_tokens:
+                    break
+        finally:
+            steps.close()
+
+    def _end_of_generation(self, token: int) -> bool:
+        from llama_cpp import llama_cpp as lib
+
+        return bool(lib.llama_vocab_is_eog(self.llama._model.vocab, token))
 
     def _prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         """The chat template applied to messages, tokenised."""
@@ -133,3 +169,13 @@ class LlamaCppGenerator:
             )
         text = self._template(messages=messages).prompt
         return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+
+def _translated(steps: Iterator[int], name: str) -> Iterator[int]:
+    """llama.cpp's errors on a prompt it cannot take, as a GeneratorError naming the fix."""
+    try:
+        yield from steps
+    except (ValueError, RuntimeError) as e:  # e.g. "Requested tokens (n) exceed context window"
+        raise GeneratorError(
+            f"{name} cannot take this prompt ({e}): send fewer or shorter passages"
+        ) from None
