@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.config import Config, default_cache_dir
+from assistant.generation import Token
 from assistant.rag import build_index
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -48,12 +49,18 @@ class HashingEmbedder:
 
 
 class ScriptedGenerator:
-    """Replies with a scripted text (or a function of the messages), streamed word by word."""
+    """Replies with a scripted text (or a function of the messages), streamed word by word;
+    with `logprob`, each word is a Token the model gave that log-probability."""
 
     name = "scripted"
 
-    def __init__(self, reply: str | Callable[[list[dict[str, str]]], str] = "") -> None:
+    def __init__(
+        self,
+        reply: str | Callable[[list[dict[str, str]]], str] = "",
+        logprob: float | None = None,
+    ) -> None:
         self.reply = reply
+        self.logprob = logprob
         self.prompts: list[list[dict[str, str]]] = []
         self._lock = threading.Lock()
 
@@ -72,7 +79,7 @@ class ScriptedGenerator:
         for i, piece in enumerate(re.findall(r"\S+\s*", text)):
             if i >= max_new_tokens or (stop is not None and stop.is_set()):
                 return
-            yield piece
+            yield piece if self.logprob is None else Token(piece, self.logprob)
 
 
 class SilentGenerator(ScriptedGenerator):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
 from assistant import dates, decision, evidence
 from assistant.citations import evidence_messages
 from assistant.config import Config
+from assistant.generation import Token
 from assistant.rag import Assistant
 from assistant.schema import Chunk, Evidence, Hit
 
@@ -261,6 +264,25 @@ def test_an_answer_with_a_partial_date_gets_the_full_date_its_evidence_states(cf
     assert not answer.abstained and "November 12, 2020" in answer.text
     (c,) = answer.citations
     assert "November 12, 2020" in c.quote
+
+
+def test_the_models_confidence_is_read_from_the_answer_tokens_before_the_marker():
+    assert decision.confidence(["Paris", " [2]"]) is None  # plain pieces: the engine gave none
+    pieces = [Token("Par", -0.2), Token("is", -0.2), Token(" [", -3.0), Token("2]", -3.0)]
+    assert decision.confidence(pieces) == pytest.approx(math.exp(-0.2))
+    bare = [Token("[", -0.1), Token("3", -0.5), Token("]", -0.3), Token(" Paris", -5.0)]
+    assert decision.confidence(bare) == pytest.approx(math.exp(-0.3))  # the marker's tokens
+
+
+def test_an_answer_the_model_is_unsure_of_scores_lower(cfg):
+    reply = lambda m: f"Magnus Carlsen [{passage_number(m, 'Stavanger')}]"  # noqa: E731
+    q = "Who won the Norway Chess tournament?"
+    sure = make(cfg, reply, logprob=-0.01).ask(q).decision
+    unsure = make(cfg, reply, logprob=-2.0).ask(q).decision
+    unknown = make(cfg, reply).ask(q).decision  # an engine without scores
+    assert sure["confidence"] == pytest.approx(math.exp(-0.01), abs=1e-4)
+    assert unknown["confidence"] == decision.UNKNOWN_CONFIDENCE
+    assert unsure["probability"] < unknown["probability"] < sure["probability"]
 
 
 def test_a_not_found_reply_is_a_refusal_with_a_zero_score(cfg):
