@@ -81,7 +81,7 @@ class Config:
     evidence_words: int = 150
     # Answer when the fitted probability that the model's answer is right is at
     # least this (assistant/decision.py); 0 never refuses there, 1 always does.
-    answer_threshold: float = 0.27
+    answer_threshold: float = 0.25
     # The prompt: byte-identical at the front of every request, so llama.cpp reuses its cache.
     system_prompt: str = (
         "You answer questions from numbered sentences quoted from the user's documents.\n"

@@ -77,10 +77,10 @@ FEATURES = (
     "confidence",  # the model's own: geometric mean of its answer tokens' probabilities
 )
 # Fitted by `python benchmarks/decision.py --fit ...` (see docs/EVAL.md); intercept last.
-WEIGHTS = (0.688, -0.689, -0.060, 0.070, 0.551, 1.121, -0.111, 0.357, 1.550, 1.337, -4.615)
+WEIGHTS = (0.876, -1.050, -0.092, 0.077, 0.837, 1.094, -0.065, 0.382, 1.568, 1.124, -4.710)
 # The confidence feature's value when the engine gives no scores (the transformers engine):
 # the median over the answers the weights were fitted on.
-UNKNOWN_CONFIDENCE = 0.861
+UNKNOWN_CONFIDENCE = 0.882
 
 
 def confidence(pieces: Sequence[str]) -> float | None:

@@ -9,6 +9,8 @@ kept in the eval replies cache, so a second run replays them in about a minute. 
   overlaps a gold sentence of a gold document), 0 otherwise and for every unanswerable question;
 - a logistic model over `decision.FEATURES` is fitted to those examples (Newton's method, a
   little L2), with `--fit`; otherwise the weights in assistant/decision.py are scored;
+- each feature's worth: in each set, the AUC of its right answers against its wrong ones
+  (rgb-reject's wrong answers against rgb-noise's right ones);
 - for thresholds 0.05..0.95, the curve: refusal of unanswerable questions, false refusal of
   answerable ones, and the share of answers given that are right.
 
@@ -103,6 +105,36 @@ def curve(questions, weights) -> list[tuple[float, float, float, float]]:
     return out
 
 
+def auc(right: list[float], wrong: list[float]) -> float | None:
+    """The chance that a right answer scores above a wrong one (ties count half)."""
+    if not right or not wrong:
+        return None
+    pairs = sum((r > w) + 0.5 * (r == w) for r in right for w in wrong)
+    return pairs / (len(right) * len(wrong))
+
+
+def separation(questions, weights, partner: str | None) -> None:
+    """Each feature's worth: in each set, the AUC of its right answers against its wrong ones.
+
+    A set with no answerable questions (rgb-reject) is compared with the right answers of
+    `partner`, the set of --answers-from (rgb-noise: the same questions with their answers).
+    """
+    answered = [(s, ex) for s, _, ex in questions if ex is not None]
+    names = list(dict.fromkeys(s for s, _ in answered))
+    print("\nfeature            " + "  ".join(f"{n:>12}" for n in names))
+    scorers = [(f, lambda e, f=f: e[f]) for f in decision.FEATURES]
+    scorers.append(("probability", lambda e: decision.probability(e, weights)))
+    for label, score in scorers:
+        cells = []
+        for n in names:
+            right = [score(ex[0]) for s, ex in answered if s == n and ex[1]]
+            if not right:
+                right = [score(ex[0]) for s, ex in answered if s == partner and ex[1]]
+            value = auc(right, [score(ex[0]) for s, ex in answered if s == n and not ex[1]])
+            cells.append(f"{value:12.2f}" if value is not None else f"{'n/a':>12}")
+        print(f"{label:18s} " + "  ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sets", nargs="+", type=Path)
@@ -143,6 +175,7 @@ def main() -> None:
         sure = x[:, decision.FEATURES.index("confidence")]
         print(f"UNKNOWN_CONFIDENCE = {float(np.median(sure)):.3f}")
         print("  " + ", ".join(decision.FEATURES) + ", intercept")
+    separation(questions, weights, args.answers_from.name if args.answers_from else None)
     for name in dict.fromkeys(s for s, *_ in questions):
         print(f"\n{name}\nthreshold  refused_unanswerable  false_refusal  right_when_answered")
         mine = [(q, ex) for s, q, ex in questions if s == name]
