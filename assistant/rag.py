@@ -144,7 +144,9 @@ class Assistant:
         embedder = make_embedder(cfg)
         embedder.count_tokens("warm up")  # load the embedder now, not inside the first question
         try:
-            Index.load(cfg.index_dir)
+            # An index built by another embedder (an older release, another backend) is
+            # rebuilt here too, rather than refused with a command to run.
+            Index.load(cfg.index_dir).check_embedder(embedder.id)
         except IndexLoadError as e:
             progress(0.0, f"building the index from {cfg.seeds_dir} ({e})")
             try:

@@ -16,7 +16,7 @@ import pytest
 from assistant import embedding
 from assistant.config import Config, ConfigError
 from assistant.embedding import EmbedderError, OnnxEmbedder, SentenceTransformerEmbedder
-from assistant.rag import build_index, make_embedder
+from assistant.rag import Assistant, build_index, make_embedder
 
 TEXTS = [
     "Rubio met European leaders in Paris to discuss the talks.",
@@ -98,6 +98,21 @@ def test_switching_backends_rebuilds_the_index_and_says_why(tmp_path, tiny_model
         and f"now {tiny_model}+onnx-int8 {{" in report.full_rebuild_reason
     ), report.summary()
     assert build_index(onnx_cfg, make_embedder(onnx_cfg)).full_rebuild_reason is None
+
+
+def test_the_app_rebuilds_an_index_another_backend_built(tmp_path, tiny_model, onnx_cache):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("\n\n".join(TEXTS), encoding="utf-8")
+    settings = dict(
+        seeds_dir=seeds, index_dir=tmp_path / "index", cache_dir=onnx_cache, embedder=str(tiny_model)
+    )
+    torch_cfg = Config(**settings, embed_backend="torch")
+    build_index(torch_cfg, make_embedder(torch_cfg))
+    # A start after the default backend changed: the index is rebuilt, not refused.
+    assistant = Assistant.from_config(Config(**settings, embed_backend="onnx"), load_generator=False)
+    assert assistant.index_error is None
+    assert assistant.retrieve(TEXTS[0].split(".")[0])
 
 
 def test_onnx_reproduces_the_torch_vectors_and_token_counts(tiny_model, onnx_cache):
