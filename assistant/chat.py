@@ -267,4 +267,3 @@ class StopSignals:
         while session in self._running and time.monotonic() < deadline:
             time.sleep(0.05)
         return session not in self._running
-

@@ -306,9 +306,7 @@ class Assistant:
         if not re.search(r"\w", body) or is_refusal(body) or _NOT_FOUND.match(body):
             base = _replace(base, decision={"probability": 0.0, "threshold": threshold})
             return _final(base, f"{REFUSAL} {NOT_FOUND}", True, timings, started)
-        unit, features, p = decision.attribute(
-            question, body, base.evidence, cited, sure=sure
-        )
+        unit, features, p = decision.attribute(question, body, base.evidence, cited, sure=sure)
         record = {"probability": round(p, 4), "threshold": threshold, "unit": float(unit.n)}
         base = _replace(base, decision={**record, **{k: round(v, 4) for k, v in features.items()}})
         if p < threshold:

@@ -105,12 +105,17 @@ def test_the_app_rebuilds_an_index_another_backend_built(tmp_path, tiny_model, o
     seeds.mkdir()
     (seeds / "a.txt").write_text("\n\n".join(TEXTS), encoding="utf-8")
     settings = dict(
-        seeds_dir=seeds, index_dir=tmp_path / "index", cache_dir=onnx_cache, embedder=str(tiny_model)
+        seeds_dir=seeds,
+        index_dir=tmp_path / "index",
+        cache_dir=onnx_cache,
+        embedder=str(tiny_model),
     )
     torch_cfg = Config(**settings, embed_backend="torch")
     build_index(torch_cfg, make_embedder(torch_cfg))
     # A start after the default backend changed: the index is rebuilt, not refused.
-    assistant = Assistant.from_config(Config(**settings, embed_backend="onnx"), load_generator=False)
+    assistant = Assistant.from_config(
+        Config(**settings, embed_backend="onnx"), load_generator=False
+    )
     assert assistant.index_error is None
     assert assistant.retrieve(TEXTS[0].split(".")[0])
 

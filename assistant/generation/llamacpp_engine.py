@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import codecs
+import logging
 import os
 import threading
 import time
@@ -29,9 +29,7 @@ LLAMACPP_CONTEXT = 4096
 class LlamaCppGenerator:
     """A GGUF model run by llama-cpp-python: its chat template, then a streamed completion."""
 
-    def __init__(
-        self, llama: Any, name: str, is_end: Callable[[int], bool] | None = None
-    ) -> None:
+    def __init__(self, llama: Any, name: str, is_end: Callable[[int], bool] | None = None) -> None:
         self.llama = llama
         # Whether a token ends the reply (end of turn or of text); llama.cpp's own check unless
         # given (a fake Llama has no vocabulary to ask).
