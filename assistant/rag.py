@@ -279,18 +279,17 @@ class Assistant:
         # on and decides whether to give it (decision.py).
         messages = evidence_messages(standalone, units, self.cfg.system_prompt)
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
-        text, n_tokens, first, pieces = "", 0, None, []
+        text, first, pieces = "", None, []
         for piece in self.generator.stream(messages, self.cfg.max_new_tokens, stop=stop):
             if first is None:
                 first = time.perf_counter()
                 timings["first_token_ms"] = _ms(started)
             text += piece
             pieces.append(piece)
-            n_tokens += 1
             yield _replace(base, text=_body(text), timings=dict(timings))
-        if first is not None and n_tokens > 1:
+        if first is not None and len(pieces) > 1:
             gen_s = time.perf_counter() - first
-            timings["tokens_per_s"] = round((n_tokens - 1) / gen_s, 2) if gen_s > 0 else 0.0
+            timings["tokens_per_s"] = round((len(pieces) - 1) / gen_s, 2) if gen_s > 0 else 0.0
         yield self._finish(base, text, timings, started, decision.confidence(pieces))
 
     def _finish(

@@ -77,7 +77,8 @@ def test_the_backend_is_part_of_the_embedder_id(tmp_path, backend, id):
     assert make_embedder(Config(embed_backend=backend, cache_dir=tmp_path)).id == id
 
 
-def test_switching_backends_rebuilds_the_index_and_says_why(tmp_path, tiny_model, onnx_cache):
+def _built_with_torch(tmp_path: Path, tiny_model: Path, onnx_cache: Path) -> dict:
+    """Settings of a seeds folder holding TEXTS, indexed with the torch backend."""
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "a.txt").write_text("\n\n".join(TEXTS), encoding="utf-8")
@@ -89,6 +90,11 @@ def test_switching_backends_rebuilds_the_index_and_says_why(tmp_path, tiny_model
     )
     torch_cfg = Config(**settings, embed_backend="torch")
     build_index(torch_cfg, make_embedder(torch_cfg))
+    return settings
+
+
+def test_switching_backends_rebuilds_the_index_and_says_why(tmp_path, tiny_model, onnx_cache):
+    settings = _built_with_torch(tmp_path, tiny_model, onnx_cache)
     onnx_cfg = Config(**settings, embed_backend="onnx-int8")
     report = build_index(onnx_cfg, make_embedder(onnx_cfg))
     assert report.added == ["a.txt"] and report.embedded > 0
@@ -101,17 +107,7 @@ def test_switching_backends_rebuilds_the_index_and_says_why(tmp_path, tiny_model
 
 
 def test_the_app_rebuilds_an_index_another_backend_built(tmp_path, tiny_model, onnx_cache):
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "a.txt").write_text("\n\n".join(TEXTS), encoding="utf-8")
-    settings = dict(
-        seeds_dir=seeds,
-        index_dir=tmp_path / "index",
-        cache_dir=onnx_cache,
-        embedder=str(tiny_model),
-    )
-    torch_cfg = Config(**settings, embed_backend="torch")
-    build_index(torch_cfg, make_embedder(torch_cfg))
+    settings = _built_with_torch(tmp_path, tiny_model, onnx_cache)
     # A start after the default backend changed: the index is rebuilt, not refused.
     assistant = Assistant.from_config(
         Config(**settings, embed_backend="onnx"), load_generator=False
