@@ -38,6 +38,7 @@ from .render import (
     render_sources,
 )
 from .schema import Answer, IndexedDocument
+from .store import current_version
 
 if TYPE_CHECKING:
     from gradio.components.chatbot import ExampleMessage
@@ -197,7 +198,7 @@ def build_app(
     """The Gradio Blocks: chat + sources tab, documents tab. Nothing is launched here.
 
     `watch_status` (the seeds watcher's) gives a line shown under the title, polled every few
-    seconds.
+    seconds; at the same poll the documents tab follows an index the watcher rebuilt.
     """
     stops = StopSignals()
     line = Line()
@@ -208,14 +209,9 @@ def build_app(
         index_banner = gr.Markdown(banner, visible=bool(banner))
         if watch_status is not None:
             watch_line = gr.Markdown(escape_markdown(watch_status()), elem_id="watch-status")
-            gr.Timer(STATUS_POLL_S).tick(
-                lambda: escape_markdown(watch_status()),
-                None,
-                watch_line,
-                queue=False,
-                show_progress="hidden",
-                api_visibility="undocumented",
-            )
+            timer = gr.Timer(STATUS_POLL_S)
+            # The index version the documents tab shows (a page loads the current one).
+            shown_version = gr.State(str(current_version(cfg.index_dir)))
         with gr.Tab("Chat"):
             # The conversation and its sources side by side (stacked on a narrow screen, where
             # both are shorter, so the sources sit between the chat and the question box).
@@ -430,6 +426,25 @@ def build_app(
             on_confirm_remove, to_remove, [doc_status, confirm_box, *after_index], **indexing
         )
         rebuild.click(on_rebuild, None, [doc_status, *after_index], **indexing)
+        if watch_status is not None:
+
+            def on_tick(shown: str):
+                """The watcher's line; the documents tab too when another index is current."""
+                line = escape_markdown(watch_status())
+                version = str(current_version(cfg.index_dir))
+                if version == shown:
+                    return line, shown, gr.skip(), gr.skip(), gr.skip()
+                docs, choices, _, ban = _refresh()
+                return line, version, docs, choices, ban
+
+            timer.tick(
+                on_tick,
+                shown_version,
+                [watch_line, shown_version, documents_html, to_remove, index_banner],
+                queue=False,
+                show_progress="hidden",
+                api_visibility="undocumented",
+            )
         demo.load(
             _refresh,
             None,

@@ -559,3 +559,32 @@ def test_on_a_narrow_screen_the_sources_sit_between_the_chat_and_the_question(pa
     page.screenshot(path=str(ARTIFACTS / "window-narrow-dark.png"), full_page=True)
     assert min(mark_contrasts(page)) >= 4.5
     page.locator("#theme-switch").click()
+
+
+def test_a_file_dropped_into_seeds_appears_in_the_open_documents_tab(window, tmp_path):
+    """The seeds watcher indexes a new file; the open page lists it without a reload."""
+    from assistant.watch import SeedsWatcher
+
+    cfg = seeded_config(tmp_path, port=_free_port(), watch_delay_s=0.2)
+    assistant = Assistant(cfg, HashingEmbedder(), ScriptedGenerator("not found"))
+    watcher = SeedsWatcher(assistant)
+    demo = ui.build_app(assistant, cfg, watch_status=lambda: watcher.status)
+    launch(demo, cfg, None, prevent_thread_lock=True, quiet=True)
+    watcher.start()
+    context = window[0].new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{cfg.port}/")
+        page.get_by_role("tab", name="Documents").click()
+        documents = page.locator("#documents")
+        documents.get_by_text("Rubio").first.wait_for(timeout=30_000)
+        assert "Ferry strike" not in documents.inner_text()
+        (cfg.seeds_dir / "ferry-strike.md").write_text(
+            "# Ferry strike in Calais\n\nNo ferries will sail on Monday.", encoding="utf-8"
+        )
+        documents.get_by_text("Ferry strike in Calais").wait_for(timeout=30_000)
+        assert "Index updated" in page.locator("#watch-status").inner_text()
+    finally:
+        context.close()
+        watcher.stop()
+        demo.close()

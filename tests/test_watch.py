@@ -19,6 +19,7 @@ from assistant import cli, ui, watch
 from assistant.config import Config
 from assistant.indexing import build_lock
 from assistant.rag import Assistant
+from assistant.store import current_version
 from assistant.watch import SeedsWatcher
 
 DELAY_S = 0.2
@@ -153,6 +154,25 @@ def test_the_window_shows_the_watchers_line(cfg):
     assert "Updating the index" in line.value and "[x](y)" not in line.value  # text, no link
     assert any(isinstance(b, gr.Timer) for b in blocks)
     assert not any(isinstance(b, gr.Timer) for b in ui.build_app(assistant, cfg).blocks.values())
+
+
+def test_the_documents_tab_follows_an_index_the_watcher_rebuilt(cfg):
+    assistant = Assistant(cfg, HashingEmbedder(), ScriptedGenerator(reply))
+    demo = ui.build_app(assistant, cfg, watch_status=lambda: "Index updated")
+    [tick] = [f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_tick"]
+
+    def unchanged(update) -> bool:  # gr.skip(): the component keeps what it shows
+        return update == gr.skip()
+
+    shown = str(current_version(cfg.index_dir))
+    line, same, *tab = tick(shown)
+    assert line == "Index updated" and same == shown and all(map(unchanged, tab))
+    (cfg.seeds_dir / "zorblat.txt").write_text(ZORBLAT, encoding="utf-8")
+    assistant.rebuild()  # as the watcher does, behind the page's back
+    _, newer, docs, choices, _ = tick(shown)
+    assert newer != shown and "Zorblat festival notes" in docs
+    assert "zorblat.txt" in str(choices["choices"])
+    assert all(map(unchanged, tick(newer)[2:]))  # the next poll leaves the tab as it is
 
 
 @pytest.mark.parametrize("watch", [True, False])
