@@ -25,6 +25,7 @@ import logging
 import os
 import pickle
 import re
+import socket
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -51,6 +52,7 @@ FILES_PER_BATCH = 8  # files an actor reads, splits and embeds per call
 # this many times; an exception in our code is not retried: it fails the build at once.
 MAX_RETRIES = 3
 PACKAGE_DIR = Path(__file__).resolve().parent
+CONNECT_TIMEOUT_S = 5.0  # a cluster's head that does not answer in this time is not there
 
 
 class RayError(AssistantError):
@@ -64,6 +66,25 @@ def _ray():  # noqa: ANN202 - the ray module, imported here only
     except ImportError:
         raise RayError("Ray is not installed: pip install '.[ray]'") from None
     return ray
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail at once when a cluster's head (HEAD:PORT, port 6379 if left out) does not answer:
+    ray.init would retry it for minutes."""
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        host, port = address, "6379"
+    if not host or not port.isdigit():
+        raise RayError(
+            f"a Ray cluster's address is HEAD:PORT (like 10.0.0.5:6379), not {address!r}"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise RayError(
+            f"cannot reach Ray at {address} ({e.strerror or e}): check the address and that the "
+            "cluster is up, or leave the address out to start a local instance"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -89,6 +110,7 @@ def session(address: str | None = None, num_cpus: int | None = None) -> Iterator
                 logging_level=logging.WARNING,
             )
         else:
+            check_reachable(address)
             ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise RayError(

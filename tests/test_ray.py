@@ -7,7 +7,9 @@ import functools
 import json
 import os
 import shutil
+import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,3 +172,19 @@ def test_ray_client_addresses_are_refused(cfg, capsys):
     args = ["index", "--ray", "ray://head:10001", "--index", str(cfg.index_dir)]
     assert cli.main(args + ["--seeds", str(cfg.seeds_dir)]) == 1
     assert "give the cluster's address HEAD:6379" in capsys.readouterr().err
+
+
+def test_an_unreachable_cluster_fails_at_once():
+    from assistant.distributed import RayError, check_reachable
+
+    with socket.socket() as listening:  # a port that answers, then one nobody listens on
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        check_reachable(f"127.0.0.1:{listening.getsockname()[1]}")
+        free = listening.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(RayError, match=f"cannot reach Ray at 127.0.0.1:{free}"):
+        check_reachable(f"127.0.0.1:{free}")
+    assert time.monotonic() - started < 5
+    with pytest.raises(RayError, match="HEAD:PORT"):
+        check_reachable("head:port")
