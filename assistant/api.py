@@ -499,17 +499,25 @@ class ChatAPI:
         if stop.is_set():
             return None
         started = time.perf_counter()
-        answers = self.assistant.stream(chat.question, chat.history, stop=stop)
+        # In the same line as the window's questions, so a waiting chat counts this one ahead.
+        line = self.assistant.line
+        ticket = line.join()
         answer = None
         try:
-            for update in answers:
-                if stop.is_set():
-                    return None
-                answer = update
+            if not line.wait(ticket, stop):
+                return None
+            answers = self.assistant.stream(chat.question, chat.history, stop=stop)
+            try:
+                for update in answers:
+                    if stop.is_set():
+                        return None
+                    answer = update
+            finally:
+                close = getattr(answers, "close", None)
+                if close is not None:
+                    close()  # the model's stream ends here, not when the generator is collected
         finally:
-            close = getattr(answers, "close", None)
-            if close is not None:
-                close()  # the model's stream ends here, not when the generator is collected
+            line.leave(ticket)
         if answer is None:
             raise AssistantError("the assistant gave no answer")
         log.info(

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import explain
-from .rag import QuestionError
+from .rag import Line, QuestionError
 from .render import (
     ADD_DOCUMENTS_HELP,
     escape,
@@ -49,9 +49,10 @@ def respond(
     """Answer one chat message, yielding (chat history, sources html, status line, answers).
 
     The chat history grows a user and an assistant message. Until the answer is final the
-    assistant message shows its stage (queued in `line`, finding evidence, reading, writing) and
-    the seconds since the question came, updated at least every TICK_S; the last update carries
-    the final answer with its citations checked and its timings. Only the last update has a
+    assistant message shows its stage (queued in `line`, by default the assistant's, which the
+    API's questions join too; finding evidence, reading, writing) and the seconds since the
+    question came, updated at least every TICK_S; the last update carries the final answer
+    with its citations checked and its timings. Only the last update has a
     status line or a new answer (is_last tells it apart as it arrives).
     """
     started = time.monotonic()
@@ -73,7 +74,7 @@ def respond(
         return
     turn = len(answers) + 1
     stop = stop or threading.Event()
-    work = _Answering(assistant, question, pairs, stop, line)
+    work = _Answering(assistant, question, pairs, stop, line or assistant.line)
     answer: Answer | None = None
     history += [asked, {"role": "assistant", "content": ""}]
     try:
@@ -111,45 +112,6 @@ def is_last(status: str, answers: Sequence[Answer], before: Sequence[Answer]) ->
     return bool(status) or len(answers) > len(before)
 
 
-class Line:
-    """Questions of the window take the model one at a time, in the order they came.
-
-    The model answers one request at a time anyway (its engine holds a lock); the line makes
-    the wait visible: each waiting question knows how many are ahead of it.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._queue: list[object] = []
-
-    def join(self) -> object:
-        """A ticket at the end of the line."""
-        ticket = object()
-        with self._cond:
-            self._queue.append(ticket)
-        return ticket
-
-    def ahead(self, ticket: object) -> int:
-        """How many questions are before this ticket (0 once it is its turn or it left)."""
-        with self._cond:
-            return self._queue.index(ticket) if ticket in self._queue else 0
-
-    def wait(self, ticket: object, stop: threading.Event) -> bool:
-        """Block until it is the ticket's turn (True), or stop is set first (False)."""
-        with self._cond:
-            while self._queue and self._queue[0] is not ticket:
-                if stop.is_set():
-                    return False
-                self._cond.wait(0.1)
-            return True
-
-    def leave(self, ticket: object) -> None:
-        with self._cond:
-            if ticket in self._queue:
-                self._queue.remove(ticket)
-            self._cond.notify_all()
-
-
 class _Answering:
     """Assistant.stream run in a worker thread, so the window can tick while the model is silent.
 
@@ -164,27 +126,25 @@ class _Answering:
         question: str,
         pairs: list[tuple[str, str]],
         stop: threading.Event,
-        line: Line | None,
+        line: Line,
     ) -> None:
         self._items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
         self._gone = threading.Event()
         self._ended = False  # the worker said it is done (or failed)
         self._stop = stop
         self._line = line
-        self._ticket = line.join() if line is not None else None
+        self._ticket = line.join()
         self._thread = threading.Thread(
             target=self._run, args=(assistant, question, pairs), name="answer", daemon=True
         )
         self._thread.start()
 
     def ahead(self) -> int:
-        if self._line is None or self._ticket is None:
-            return 0
         return self._line.ahead(self._ticket)
 
     def _run(self, assistant: Assistant, question: str, pairs: list[tuple[str, str]]) -> None:
         try:
-            if self._line is not None and not self._line.wait(self._ticket, self._stop):
+            if not self._line.wait(self._ticket, self._stop):
                 return
             for answer in assistant.stream(question, pairs, stop=self._stop):
                 if not self._put(("answer", answer)):
@@ -192,8 +152,7 @@ class _Answering:
         except BaseException as e:  # handed to the reader's thread, which explains it
             self._put(("error", e))
         finally:
-            if self._line is not None:
-                self._line.leave(self._ticket)
+            self._line.leave(self._ticket)
             self._put(("done", None))
 
     def _put(self, item: tuple[str, Any]) -> bool:

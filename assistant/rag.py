@@ -122,6 +122,46 @@ _FOLLOW_UP = re.compile(
 )
 
 
+class Line:
+    """Questions take the model one at a time, in the order they came: the window's and the
+    API's, which share their Assistant's line.
+
+    The model answers one request at a time anyway (its engine holds a lock); the line makes
+    the wait visible: each waiting question knows how many are ahead of it.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[object] = []
+
+    def join(self) -> object:
+        """A ticket at the end of the line."""
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+        return ticket
+
+    def ahead(self, ticket: object) -> int:
+        """How many questions are before this ticket (0 once it is its turn or it left)."""
+        with self._cond:
+            return self._queue.index(ticket) if ticket in self._queue else 0
+
+    def wait(self, ticket: object, stop: threading.Event) -> bool:
+        """Block until it is the ticket's turn (True), or stop is set first (False)."""
+        with self._cond:
+            while self._queue and self._queue[0] is not ticket:
+                if stop.is_set():
+                    return False
+                self._cond.wait(0.1)
+            return True
+
+    def leave(self, ticket: object) -> None:
+        with self._cond:
+            if ticket in self._queue:
+                self._queue.remove(ticket)
+            self._cond.notify_all()
+
+
 class Assistant:
     """Answers questions from the indexed documents, citing the passages it uses."""
 
@@ -131,6 +171,7 @@ class Assistant:
         self.generator = generator
         self.checker = SupportChecker(embedder.embed)
         self.index_error: str | None = None
+        self.line = Line()  # the order in which the window's and the API's questions are answered
         self._retriever: Retriever | None = None
         self._swap = threading.Lock()
         self.reload()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .chat import Line, StopSignals, is_last, respond
+from .chat import StopSignals, is_last, respond
 from .config import Config
 from .errors import AssistantError, explain
 from .feedback import save_verdict
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[float, str], None]
 
-# Chat streams Gradio serves at once: one is answered, the others wait in the window's Line,
+# Chat streams Gradio serves at once: one is answered, the others wait in the assistant's line,
 # where they show their place; beyond this they wait in Gradio's queue.
 CHAT_CONCURRENCY = 16
 BUSY = "An answer is still being written: wait for it, or press Stop first."
@@ -201,7 +201,6 @@ def build_app(
     seconds; at the same poll the documents tab follows an index the watcher rebuilt.
     """
     stops = StopSignals()
-    line = Line()
     placeholder, examples, banner = _chat_view(assistant)
 
     with gr.Blocks(title="Document assistant", analytics_enabled=False) as demo:
@@ -309,7 +308,7 @@ def build_app(
             shown = -1
             at = dict(shown_answers or {})
             try:
-                updates = respond(assistant, message, history, past, event, line)
+                updates = respond(assistant, message, history, past, event)
                 for i, (hist, src, status_line, new) in enumerate(updates):
                     # The selector changes only with the answers, so a choice survives the ticks.
                     selector_update = _selector_update(new) if len(new) != shown else skip

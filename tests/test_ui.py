@@ -283,6 +283,31 @@ def test_a_question_waits_its_turn_and_says_how_many_are_ahead(cfg, monkeypatch)
     assert line.ahead(line.join()) == 0  # the answered question left the line
 
 
+def test_an_api_question_being_answered_is_counted_ahead_in_the_window(cfg, monkeypatch):
+    from fakes import SilentGenerator
+
+    from assistant.api import ChatAPI, ChatRequest
+
+    monkeypatch.setattr(chat, "TICK_S", 0.05)
+    assistant = Assistant(cfg, HashingEmbedder(), SilentGenerator(cite(DEAL), 1.0))
+    by_api = threading.Thread(
+        target=ChatAPI(assistant)._answer,
+        args=(ChatRequest("When is the deal final?"), threading.Event()),
+    )
+    by_api.start()
+    deadline = time.monotonic() + 10
+    while assistant.line.ahead(probe := assistant.line.join()) == 0:  # until the API is in
+        assistant.line.leave(probe)
+        assert time.monotonic() < deadline, "the API's question never joined the line"
+        time.sleep(0.01)
+    assistant.line.leave(probe)
+    updates = chat.respond(assistant, "When is the rare earth deal final?", [], [])
+    assert "Queued: 1 question ahead of yours" in next(updates)[0][-1]["content"]
+    history, *_ = list(updates)[-1]
+    by_api.join()
+    assert "April 26" in history[-1]["content"]
+
+
 def test_stop_while_queued_withdraws_the_question(cfg, monkeypatch):
     monkeypatch.setattr(chat, "TICK_S", 0.05)
     line, stop = chat.Line(), threading.Event()
