@@ -82,8 +82,11 @@ def sentences_of(text: str) -> list[str]:
     return out
 
 
-def evidence_messages(question: str, units: Sequence, system_prompt: str) -> list[dict[str, str]]:
-    """The chat messages that put numbered evidence units before the model, then the question.
+def evidence_messages(
+    question: str, units: Sequence, system_prompt: str, request: str = ""
+) -> list[dict[str, str]]:
+    """The chat messages that put numbered evidence units before the model, then the question
+    (and a `request` line after it, when given).
 
     The system prompt comes first and never changes, so an engine with a prompt cache
     processes only the units and the question of each request. A unit's date is not put
@@ -91,7 +94,7 @@ def evidence_messages(question: str, units: Sequence, system_prompt: str) -> lis
     prompt tokens a question without changing the answers' accuracy (docs/EVAL.md).
     """
     lines = [f"[{u.n}] {' '.join(u.text.split())}" for u in units]
-    user = "\n".join(lines) + f"\n\nQuestion: {question}"
+    user = "\n".join(lines) + f"\n\nQuestion: {question}" + (f"\n{request}" if request else "")
     return [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}]
 
 
@@ -141,7 +144,9 @@ def key_terms(text: str) -> set[str]:
     """The facts a sentence hinges on: its numbers and the names in it (capitalised words)."""
     text = MARKER.sub(" ", text)
     names = {_plain_word(w) for w in _CAPITALISED.findall(text)}
-    names = {w for w in names if w and w not in STOPWORDS and w not in _NOT_NAMES}
+    # A lone letter is an initial ("J. K. Rowling" beside "J.K. Rowling") or a stray piece of
+    # the model's reply ("S Slovenia's Tadej Pogačar"), never a name to look for on its own.
+    names = {w for w in names if len(w) > 1 and w not in STOPWORDS and w not in _NOT_NAMES}
     return names | _numbers(text)
 
 

@@ -10,6 +10,8 @@ the probability that the answer is right; below `Config.answer_threshold` the as
 Example:
     >>> asked_type("How many people died?"), asked_type("When was GPT-3 released?")
     ('number', 'date')
+    >>> asked_type("What did Rubio say about the talks?"), asked_type("Why did the deal fail?")
+    ('statement', 'statement')
 """
 
 from __future__ import annotations
@@ -58,6 +60,18 @@ _ASKS = (
         re.compile(
             r"\bwho(m|se)?\b|\bwhere\b|\bwhich (company|country|team|city|person|"
             r"player|film|movie|club|state|university)\b",
+            re.I,
+        ),
+    ),  # A statement: what someone said, why or how something happens. Its answer is a sentence
+    # of the documents, not a few words, so the model points at the unit instead (rag.py).
+    (
+        "statement",
+        re.compile(
+            r"^\W*(?:why|how (?:do|does|did|is|are|was|were|can|could|will|would|should|has"
+            r"|have))\b"
+            r"|\bwhat (?:did|does|do|has|have|had|will|would)\b[^?]*?\b(?:say|said|think|argue|"
+            r"claim|mean|want|warn|propose|announce|suggest|tell|do)\b"
+            r"|\bwhat happen|\b(?:explain|describe)\b",
             re.I,
         ),
     ),
@@ -110,7 +124,8 @@ def confidence(pieces: Sequence[str]) -> float | None:
 
 
 def asked_type(question: str) -> str:
-    """The kind of answer a question asks for: 'number', 'date', 'name' or '' (anything)."""
+    """The kind of answer a question asks for: 'number', 'date', 'name', 'statement' (what
+    someone said, why or how: a sentence) or '' (anything)."""
     for kind, pattern in _ASKS:
         if pattern.search(question):
             return kind
@@ -213,6 +228,28 @@ def attribute(
         rated.append(((first, p, -unit.n), unit, features, p))
     _, unit, features, p = max(rated, key=lambda r: r[0])
     return unit, features, p
+
+
+def attribute_statement(
+    question: str,
+    units: Sequence[Evidence],
+    cited: Sequence[int],
+    weights: Sequence[float] = WEIGHTS,
+    sure: float | None = None,
+) -> tuple[Evidence, dict[str, float], float]:
+    """(the unit whose own words answer a statement question, its features, the probability).
+
+    For a question asking what someone said, why or how, the model points at a unit. A pick
+    without all of the question's names (another speaker's words) gives way to the unit that
+    has more of them, the best-ranked first.
+    """
+    best_similarity = max(u.similarity for u in units)
+    rated = {u.n: unit_features(question, u.text, u, cited, best_similarity, sure) for u in units}
+    unit = next((u for u in units if u.n in cited), units[0])
+    named = [u for u in units if rated[u.n]["names"] > rated[unit.n]["names"]]
+    if named:
+        unit = max(named, key=lambda u: (rated[u.n]["names"], u.score))
+    return unit, rated[unit.n], probability(rated[unit.n], weights)
 
 
 def complete_date(

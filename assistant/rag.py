@@ -318,7 +318,11 @@ class Assistant:
 
         # The model writes a short answer citing a unit; the system then finds the unit it rests
         # on and decides whether to give it (decision.py).
-        messages = evidence_messages(standalone, units, self.cfg.system_prompt)
+        # A statement (what someone said, why, how) is answered by a unit's own words: the
+        # model is asked to point at it.
+        statement = decision.asked_type(standalone) == "statement"
+        request = self.cfg.point_request if statement else ""
+        messages = evidence_messages(standalone, units, self.cfg.system_prompt, request)
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
         text, first, pieces = "", None, []
         for piece in self.generator.stream(messages, self.cfg.max_new_tokens, stop=stop):
@@ -341,12 +345,20 @@ class Assistant:
         threshold = self.cfg.answer_threshold
         body, cited = _body(raw), markers_in(raw)
         marked = [u for u in base.evidence if u.n in cited]
-        if not re.search(r"\w", body) and marked:
+        statement = decision.asked_type(question) == "statement" and bool(marked)
+        if marked and not re.search(r"\w", body):
             body = " ".join(marked[0].text.split())  # a bare marker: the unit's own words answer
         if not re.search(r"\w", body) or is_refusal(body) or _NOT_FOUND.match(body):
             base = _replace(base, decision={"probability": 0.0, "threshold": threshold})
             return _final(base, f"{REFUSAL} {NOT_FOUND}", True, timings, started)
-        unit, features, p = decision.attribute(question, body, base.evidence, cited, sure=sure)
+        if statement:
+            # What someone said, why, how: a unit's own words answer, the one rated best.
+            unit, features, p = decision.attribute_statement(
+                question, base.evidence, cited, sure=sure
+            )
+            body = " ".join(unit.text.split())
+        else:
+            unit, features, p = decision.attribute(question, body, base.evidence, cited, sure=sure)
         record = {"probability": round(p, 4), "threshold": threshold, "unit": float(unit.n)}
         base = _replace(base, decision={**record, **{k: round(v, 4) for k, v in features.items()}})
         if p < threshold:

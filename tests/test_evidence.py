@@ -78,7 +78,16 @@ def test_asked_types_and_units_that_hold_them():
     assert decision.asked_type("How many troops will the contingent have?") == "number"
     assert decision.asked_type("When was the memorandum signed?") == "date"
     assert decision.asked_type("Who met Rubio in Paris?") == "name"
-    assert decision.asked_type("Why did the talks stall?") == ""
+    assert decision.asked_type("What is the memorandum about?") == ""
+    # A statement: what someone said, why, how (not "how many"); a sentence answers it.
+    for q in (
+        "Why did the talks stall?",
+        "What did Rubio say about the talks?",
+        "How does the fund work?",
+        "What does the memorandum say they want?",
+    ):
+        assert decision.asked_type(q) == "statement", q
+    assert decision.asked_type("How long will the talks go on?") == "number"
     q = "How many troops will the contingent have?"
     assert not decision.holds_type("number", "A multinational contingent is planned.", q)
     assert decision.holds_type("number", "The contingent will have 5,000 troops.", q)
@@ -87,6 +96,26 @@ def test_asked_types_and_units_that_hold_them():
     assert decision.holds_type("number", "It cost $1.65 billion.", "How much did it cost?")
     assert not decision.holds_type("number", "The two countries set up a fund.", "How much?")
     assert not decision.holds_type("date", "The 2022 invasion", "What happened in 2022?")
+
+
+def test_a_statement_pick_without_the_speaker_gives_way_to_the_unit_with_him():
+    units = [
+        _unit(1, '"We have a minerals deal," Trump said.', 0.6),
+        _unit(2, 'Zelensky said a ceasefire without guarantees is "dangerous".', 0.5),
+    ]
+    q = "What did Zelensky say about a ceasefire?"
+    unit, features, _ = decision.attribute_statement(q, units, [1])
+    assert unit.n == 2 and features["names"] == 1.0 and features["cited"] == 0.0
+    # A pick that has the question's names stands, even where another unit ranks higher.
+    unit, _, _ = decision.attribute_statement("What did Trump say?", units, [1])
+    assert unit.n == 1
+
+
+def test_initials_are_not_names_to_look_for():
+    from assistant.citations import key_terms
+
+    assert key_terms("J. K. Rowling wrote it in 1997") == {"rowling", "1997"}
+    assert "s" not in key_terms("S Slovenia's Tadej Pogačar")
 
 
 def test_the_decision_refuses_a_quantity_the_unit_does_not_give():
@@ -213,6 +242,20 @@ def test_a_bare_marker_becomes_an_answer_quoting_that_unit(cfg):
     (c,) = answer.citations
     assert c.supported and "120 km/h" in c.quote
     assert c.quote in answer.passages[c.n - 1].chunk.text
+
+
+def test_a_statement_question_asks_the_model_to_point_and_answers_in_the_units_words(cfg):
+    a = make(cfg, lambda m: f"It was about ferries [{passage_number(m, 'Roscoff')}]")
+    answer = a.ask("What did the report say about the ferries between Roscoff and Plymouth?")
+    (prompt,) = a.generator.prompts
+    assert prompt[-1]["content"].endswith("\n" + cfg.point_request)
+    assert prompt[0]["content"] == cfg.system_prompt  # the cached front is the same
+    assert not answer.abstained
+    assert "Ferries between Roscoff and Plymouth were cancelled" in answer.text
+    assert "It was about" not in answer.text  # the unit's words, not the model's
+    # A factoid question gets no such line.
+    a.ask("Which storm hit the coast of Brittany?")
+    assert cfg.point_request not in a.generator.prompts[-1][-1]["content"]
 
 
 def test_an_answer_of_digits_is_an_answer_not_a_bare_marker(cfg):

@@ -86,6 +86,26 @@ def test_question_the_article_does_not_answer_is_refused(assistant):
     assert answer.abstained, answer.text
 
 
+@pytest.mark.parametrize(
+    ("history", "question", "said"),
+    [
+        # Either of the two sentences that give his words on it.
+        ((), "What did Rubio say about continuing the mediation?", ("weeks and months", "abandon")),
+        (
+            (("Who is Ukraine's foreign minister?", "Andriy Sibiha [1]."),),
+            "What did he say about security guarantees?",
+            ("guarantees for Ukraine's security",),
+        ),
+    ],
+)
+def test_what_someone_said_is_answered_with_their_words(assistant, history, question, said):
+    answer = assistant.ask(question, list(history))
+    assert not answer.abstained, (answer.text, answer.decision)
+    words = next((w for w in said if w in answer.text), None)  # the sentence, not a few words
+    assert words is not None, answer.text
+    assert any(words in c.quote and c.supported for c in answer.citations)
+
+
 def test_follow_up_is_resolved_from_history(assistant):
     history = [
         ("Who is Ukraine's foreign minister?", "Ukraine's foreign minister is Andriy Sibiha [1].")

@@ -58,6 +58,7 @@ ANSWER_FIELDS = (
     "evidence_words",
     "answer_threshold",
     "system_prompt",
+    "point_request",
     "generator",
     "engine",
     "max_new_tokens",
