@@ -109,6 +109,8 @@ def test_a_statement_pick_without_the_speaker_gives_way_to_the_unit_with_him():
     # A pick that has the question's names stands, even where another unit ranks higher.
     unit, _, _ = decision.attribute_statement("What did Trump say?", units, [1])
     assert unit.n == 1
+    heading = [_unit(1, "# Appointment of Supreme Court justices", 0.6)]
+    assert decision.attribute_statement("What do justices do?", heading, [1])[2] == 0.0
 
 
 def test_initials_are_not_names_to_look_for():
