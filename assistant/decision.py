@@ -63,9 +63,10 @@ _ASKS = (
             r"player|film|movie|club|state|university)\b",
             re.I,
         ),
-    ),  # A statement: what someone said, why or how something happens. Its answer is a sentence
-    # of the documents, not a few words, so the model points at the unit instead (rag.py).
+    ),
     (
+        # What someone said, why or how something happens: its answer is a sentence of the
+        # documents, not a few words, so the model points at the unit instead (rag.py).
         "statement",
         re.compile(
             r"^\W*(?:why|how (?:do|does|did|is|are|was|were|can|could|will|would|should|has"

@@ -352,7 +352,8 @@ class Assistant:
             base = _replace(base, decision={"probability": 0.0, "threshold": threshold})
             return _final(base, f"{REFUSAL} {NOT_FOUND}", True, timings, started)
         if statement:
-            # What someone said, why, how: a unit's own words answer, the one rated best.
+            # What someone said, why, how: the words of the unit the model points at (or of one
+            # with more of the question's names) answer.
             unit, features, p = decision.attribute_statement(
                 question, base.evidence, cited, sure=sure
             )
