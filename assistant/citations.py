@@ -151,8 +151,38 @@ def key_terms(text: str) -> set[str]:
 
 
 def _words(text: str) -> set[str]:
+    """The plain words of text, its numbers, and the numbers its number words name."""
     text = MARKER.sub(" ", text)
-    return {_plain_word(w) for w in re.findall(r"[\w’'.-]+", text)} | _numbers(text)
+    words = {_plain_word(w) for w in re.findall(r"[\w’'.-]+", text)}
+    return words | _numbers(text) | {n for w in words if (n := _number_named(w))}
+
+
+_SMALL = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
+_SMALL_NTH = (
+    "zeroth first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
+    "thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth"
+).split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_NUMBER_WORDS = {
+    **{w: i for i, w in enumerate(_SMALL)},
+    **{w: i for i, w in enumerate(_SMALL_NTH)},
+    **{w: 20 + 10 * i for i, w in enumerate(_TENS)},
+    **{w[:-1] + "ieth": 20 + 10 * i for i, w in enumerate(_TENS)},
+}
+
+
+def _number_named(word: str) -> str:
+    """The number a number word names, as digits: "eleventh" -> "11", "twenty-first" -> "21",
+    so "Season 11" is found in "the eleventh season"; "" for any other word."""
+    parts = word.split("-")
+    if not all(p in _NUMBER_WORDS for p in parts) or len(parts) > 2:
+        return ""
+    if len(parts) == 2 and not (_NUMBER_WORDS[parts[0]] >= 20 and _NUMBER_WORDS[parts[1]] < 10):
+        return ""
+    return str(sum(_NUMBER_WORDS[p] for p in parts))
 
 
 def _found(term: str, words: set[str]) -> bool:

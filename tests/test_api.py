@@ -35,6 +35,8 @@ TICKET = re.compile(r"\btk[a-p]+x[a-p]+\b")
 
 def reply(messages: list[dict[str, str]]) -> str:
     """A scripted model: rewrites follow-ups, answers from the evidence, else "not found"."""
+    if messages[-1]["role"] == "assistant":  # made to point after "not found": at no unit
+        return "0]"
     user = messages[-1]["content"]
     if "Follow-up" in user:
         return "Who hinted at the rare earth minerals deal?"

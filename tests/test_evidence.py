@@ -7,7 +7,7 @@ import math
 import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
-from assistant import dates, decision, evidence
+from assistant import citations, dates, decision, evidence
 from assistant.citations import evidence_messages
 from assistant.config import Config
 from assistant.generation import Token
@@ -120,6 +120,16 @@ def test_initials_are_not_names_to_look_for():
     assert "s" not in key_terms("S Slovenia's Tadej Pogačar")
 
 
+def test_a_number_of_the_question_is_found_written_as_a_word():
+    text = "The eleventh and final season of The Walking Dead premiered on August 22, 2021."
+    unit = Evidence(1, 1, "d", "d#0", text, 0, len(text))
+    for season, found in (("11", 1.0), ("12", 0.0)):
+        q = f"When did The Walking Dead Season {season} premiere?"
+        assert decision.unit_features(q, "August 22, 2021", unit, [1], 0.5)["numbers"] == found
+    words = citations._words("the twenty-first edition, the ninetieth awards, forty-forty")
+    assert {"21", "90"} <= words and "80" not in words and "40" not in words
+
+
 def test_the_decision_refuses_a_quantity_the_unit_does_not_give():
     text = "Sibiha discussed a multinational contingent and security guarantees."
     units = [_unit(1, text, 0.7, title="Talks")]
@@ -207,9 +217,11 @@ def test_a_date_is_completed_from_a_unit_about_the_question_and_the_answer_rests
     q = "When did season 3 of The Crown premiere?"
     answer, unit = decision.complete_date(q, "November 17", units[0], units)
     assert (answer, unit.n) == ("November 17, 2019", 3)
-    # A unit without the question's number ("season 3") does not complete it.
-    seventeenth = [units[0], _unit(4, "The Crown's third season premiered November 17, 2019.")]
-    assert decision.complete_date(q, "November 17", units[0], seventeenth)[0] == "November 17"
+    # A unit without the question's number ("season 3") does not complete it; "third" is it.
+    fourth = [units[0], _unit(4, "The Crown's fourth season premiered November 17, 2020.")]
+    assert decision.complete_date(q, "November 17", units[0], fourth)[0] == "November 17"
+    third = [units[0], _unit(4, "The Crown's third season premiered November 17, 2019.")]
+    assert decision.complete_date(q, "November 17", units[0], third)[0] == "November 17, 2019"
     assert decision.complete_date(
         "How many watched The Crown?", "November 17", units[0], units
     ) == (
@@ -258,6 +270,27 @@ def test_a_statement_question_asks_the_model_to_point_and_answers_in_the_units_w
     # A factoid question gets no such line.
     a.ask("Which storm hit the coast of Brittany?")
     assert cfg.point_request not in a.generator.prompts[-1][-1]["content"]
+
+
+def test_a_statement_the_model_declines_is_pointed_from_its_next_token(cfg):
+    # "not found" to a statement question: the reply is started with "[", so the model's next
+    # token names a unit, and the decision, not the model's refusal, says whether it answers.
+    def reply(m):
+        if m[-1]["role"] == "assistant":
+            return f"{passage_number(m[:-1], 'Roscoff')}]"
+        return "not found"
+
+    a = make(cfg, reply)
+    answer = a.ask("Why were the ferries between Roscoff and Plymouth cancelled?")
+    first, pointing = a.generator.prompts
+    assert pointing[:-1] == first  # the same prompt, which the engine has cached
+    assert pointing[-1] == {"role": "assistant", "content": "["}
+    assert not answer.abstained
+    assert "Ferries between Roscoff and Plymouth were cancelled" in answer.text
+    assert "pointing_ms" in answer.timings
+    # A question asking for a fact, answered "not found", stays refused without a second request.
+    a.generator.prompts.clear()
+    assert a.ask("What is Rubio's age?").abstained and len(a.generator.prompts) == 1
 
 
 def test_an_answer_of_digits_is_an_answer_not_a_bare_marker(cfg):

@@ -296,6 +296,9 @@ def test_llamacpp_streams_greedy_pieces() -> None:
     assert list(ended.stream(MESSAGES)) == ["a"]  # the end token ends the reply, unshown
     prompt = bytes(fake.calls[0]["prompt"]).decode()
     assert prompt == "<system>Be brief.\n<user>Hi?\n<assistant>"  # the model's chat template
+    # A last assistant message is the start of the reply, continued (not a closed turn).
+    list(gen.stream([*MESSAGES, {"role": "assistant", "content": "["}], max_new_tokens=1))
+    assert bytes(fake.calls[-1]["prompt"]).decode() == prompt + "["
     assert gen.count_tokens("three words") == len(b"three words")
 
 

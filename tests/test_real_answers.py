@@ -96,6 +96,12 @@ def test_question_the_article_does_not_answer_is_refused(assistant):
             "What did he say about security guarantees?",
             ("guarantees for Ukraine's security",),
         ),
+        # A reason stated in one sentence: the model said "not found" until it was made to point.
+        (
+            (),
+            "Why does the White House not give Ukraine security guarantees?",
+            ("mere presence of American companies",),
+        ),
     ],
 )
 def test_what_someone_said_is_answered_with_their_words(assistant, history, question, said):

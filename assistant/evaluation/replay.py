@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from assistant.config import Config
-from assistant.generation import Token
+from assistant.generation import Token, continued
 
 if TYPE_CHECKING:
     from assistant.generation import Generator
@@ -66,7 +66,7 @@ class ReplayGenerator:
         entry = self.entries.get(key)
         if entry is not None:
             self.replayed.append(entry)
-            self.last_reply = "".join(entry["pieces"])
+            self._said(messages, "".join(entry["pieces"]))
             for piece, logprob in zip(entry["pieces"], entry["logprobs"]):
                 yield piece if logprob is None else Token(piece, logprob)
             return
@@ -78,7 +78,7 @@ class ReplayGenerator:
                 first_ms = (time.perf_counter() - started) * 1000
             pieces.append(piece)
             yield piece
-        self.last_reply = "".join(pieces)
+        self._said(messages, "".join(pieces))
         if stop is not None and stop.is_set():
             return  # a cut-off reply is not the model's answer
         total_ms = (time.perf_counter() - started) * 1000
@@ -93,6 +93,15 @@ class ReplayGenerator:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as out:
             out.write(json.dumps(stored, ensure_ascii=False) + "\n")
+
+    def _said(self, messages: list[dict[str, str]], reply: str) -> None:
+        """Keep the reply as last_reply; a continued reply ("[" + "3]") is added to the one
+        before it ("not found / [3]"), so a row shows both."""
+        _, start = continued(messages)
+        if start and self.last_reply:
+            self.last_reply = f"{self.last_reply} / {start}{reply}"
+        else:
+            self.last_reply = start + reply
 
 
 def replaying(cfg: Config, generator: Generator) -> ReplayGenerator:

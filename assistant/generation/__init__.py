@@ -65,7 +65,11 @@ class Generator(Protocol):
         max_new_tokens: int = 256,
         stop: threading.Event | None = None,
     ) -> Iterator[str]:
-        """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early."""
+        """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early.
+
+        A last message from the assistant is the start of the reply, which the model continues
+        (its text is not yielded again): `continued`.
+        """
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -155,6 +159,18 @@ def check_context(prompt_tokens: int, limit: int, name: str) -> None:
         )
 
 
+def continued(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
+    """(the messages to template, the text the reply starts with).
+
+    A last assistant message is not a finished turn but the start of the reply: the prompt is
+    the template of the messages before it, then that text ("[" makes the model's next token a
+    sentence number).
+    """
+    if messages and messages[-1]["role"] == "assistant":
+        return messages[:-1], messages[-1]["content"]
+    return messages, ""
+
+
 def plain_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     """Messages as {"role", "content"} with string content only (the template's input)."""
     out = []
@@ -205,6 +221,7 @@ __all__ = [
     "TransformersGenerator",
     "check_context",
     "choose_engine",
+    "continued",
     "engine_choices",
     "join_parts",
     "llamacpp_installed",

@@ -15,6 +15,7 @@ from assistant.generation import (
     GeneratorError,
     Token,
     check_context,
+    continued,
     plain_messages,
 )
 
@@ -154,7 +155,9 @@ class LlamaCppGenerator:
         return bool(lib.llama_vocab_is_eog(self.llama._model.vocab, token))
 
     def _prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
-        """The chat template applied to messages, tokenised."""
+        """The chat template applied to messages (a last assistant message continued),
+        tokenised."""
+        messages, start = continued(messages)
         if self._template is None:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -165,7 +168,7 @@ class LlamaCppGenerator:
                 eos_token=model.token_get_text(eos) if eos != -1 else "",
                 bos_token=model.token_get_text(bos) if bos != -1 else "",
             )
-        text = self._template(messages=messages).prompt
+        text = self._template(messages=messages).prompt + start
         return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
 

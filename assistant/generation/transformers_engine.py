@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.files import atomic_write
-from assistant.generation import LOOKUP_TOKENS, GeneratorError, check_context, plain_messages
+from assistant.generation import (
+    LOOKUP_TOKENS,
+    GeneratorError,
+    check_context,
+    continued,
+    plain_messages,
+)
 
 if TYPE_CHECKING:
     from assistant.config import Config
@@ -75,9 +81,11 @@ class TransformersGenerator:
         stop: threading.Event | None = None,
     ) -> Iterator[str]:
         """Yield the reply as text deltas, greedy decoding; setting `stop` ends it early."""
+        messages, start = continued(plain_messages(messages))
         text = self.tokenizer.apply_chat_template(
-            plain_messages(messages), add_generation_prompt=True, tokenize=False
+            messages, add_generation_prompt=True, tokenize=False
         )
+        text += start
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         check_context(len(ids), self.context, self.name)
         yield from self._generate(ids, max_new_tokens, stop)
