@@ -79,6 +79,10 @@ class Config:
     # and this many words in all.
     evidence_units: int = 6
     evidence_words: int = 150
+    # A sentence stating only years two or more from the question's (in a document not dated
+    # in one) loses this much of its score: another edition of the same event ranks below the
+    # question's own (assistant/evidence.py). Not for statement questions.
+    other_year_penalty: float = 1.0
     # Answer when the fitted probability that the model's answer is right is at
     # least this (assistant/decision.py); 0 never refuses there, 1 always does.
     answer_threshold: float = 0.25
@@ -173,6 +177,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "min_relevance": (-1.0, 1.0),
     "evidence_units": (1, 9),  # a unit is cited by one digit
     "evidence_words": (10, 2000),
+    "other_year_penalty": (0.0, 10.0),
     "answer_threshold": (0.0, 1.0),
     "port": (1, 65535),
     "watch_delay_s": (0.05, 600.0),

@@ -36,6 +36,7 @@ _PRONOUN = re.compile(r"\b(he|she|they|him|her|them|his|their|its|it)\b", re.I)
 # sentence's value too ("Release date. December 1, 2017 ...").
 _ENDS_IN_LABEL = re.compile(r"[;·|:]\s*[^\W\d][\w'’-]*(?:\s+[a-z][\w'’-]*){0,2}\s*[.:]$")
 MIN_WORDS = 4  # a shorter sentence gets the one before it as context
+_YEAR = re.compile(r"\b(?:1[5-9]\d\d|20\d\d)\b")
 
 
 def spans(text: str) -> list[tuple[int, int]]:
@@ -67,6 +68,16 @@ def _leans_on(sentence: str, before: str, names: set[str]) -> bool:
     return any(n in there and n not in here for n in names)
 
 
+def _about_another_year(text: str, date: str, years: set[int]) -> bool:
+    """Whether text states years and all of them lie two or more from the question's `years`,
+    in a document not dated in one of them. A year apart is the same edition often enough (a
+    season announced the year before, "the 2017-18 season"); two or more is another one."""
+    stated = {int(y) for y in _YEAR.findall(text)}
+    if not stated or {int(y) for y in _YEAR.findall(date)} & years:
+        return False
+    return all(abs(s - y) >= 2 for s in stated for y in years)
+
+
 def passage_date(hit: Hit) -> str:
     """The date a passage speaks from: its document's date, else its first dateline."""
     if hit.chunk.date:
@@ -83,13 +94,17 @@ def select(
     max_words: int = 150,
     keyword_weight: float = 0.5,
     type_weight: float = 0.2,
+    other_year_penalty: float = 1.0,
 ) -> list[Evidence]:
     """The `limit` sentences of `hits` that bear most on `question`, best first, numbered 1..n.
 
     A sentence's score is its cosine to the question plus `keyword_weight` times the share of
     the question's keywords it (with its context) contains, plus `type_weight` when it holds
-    the kind of answer asked (a date, a number, a name). A sentence that leans on the one
-    before it ("He said ...") or is very short takes that one along. Units stop at `max_words`
+    the kind of answer asked (a date, a number, a name). A sentence that states only years two
+    or more from the question's (in a document not dated in one) is about another edition of the
+    same event ("Angelique Kerber has won the 2018 Wimbledon ..." for 2021's winner) and loses
+    `other_year_penalty`. A sentence that leans on the one before it ("He said ...") or is very
+    short takes that one along. Units stop at `max_words`
     words in all; a passage's instructions to the model ("ignore the above ...") are never units.
     """
     candidates: list[tuple[int, int, int]] = []  # (passage index, start, end) in chunk text
@@ -130,9 +145,13 @@ def select(
     asked = set(keywords(question))
     terms = key_terms(question)
     kind = asked_type(question)
+    # A reason or a statement may well lie in another year (the cause before the event).
+    years = {int(y) for y in _YEAR.findall(question)} if kind != "statement" else set()
     scores = []
     for (p, _, _), text, cos in zip(candidates, texts, cosines):
         hit = hits[p]
+        if years and _about_another_year(text, passage_date(hit), years):
+            cos -= other_year_penalty
         context = f"{hit.chunk.title} {passage_date(hit)} {text}"
         words = set(keywords(context))
         share = len(asked & words) / len(asked) if asked else 0.0

@@ -308,6 +308,7 @@ class Assistant:
             self.embedder.embed,
             limit=self.cfg.evidence_units,
             max_words=self.cfg.evidence_words,
+            other_year_penalty=self.cfg.other_year_penalty,
         )
         timings["evidence_ms"] = _ms(started)
         base = _replace(base, evidence=tuple(units))

@@ -42,6 +42,37 @@ def test_units_are_the_sentences_that_bear_on_the_question_with_exact_offsets():
     assert units[0].passage == 1 and units[0].doc_id == "d"
 
 
+def test_a_sentence_about_another_year_than_the_questions_comes_last():
+    # (Unit order here is the fake embedder's; only the penalised sentence's place is asserted.)
+    q = "Who won the Wimbledon women's singles title in 2021?"
+    other = "Angelique Kerber won the Wimbledon women's singles title in 2018."
+    hits = [
+        _hit(other, "a"),
+        _hit("Ashleigh Barty won the Wimbledon women's singles title.", "b"),
+        _hit(
+            "Barty, first round loser in 2018, lifted the Wimbledon trophy.", "c", date="2021-07-10"
+        ),
+        _hit("Kerber, the 2018 champion, won the Wimbledon women's singles title in 2021.", "d"),
+    ]
+    units = evidence.select(q, hits, HashingEmbedder().embed)
+    assert units[-1].text == other  # a year stated, not the question's
+    # A sentence with no year, or with the question's among its years, keeps its place; so does
+    # one whose document is dated in the question's year.
+    assert {u.doc_id for u in units[:-1]} == {"b", "c", "d"}
+    undated = [*hits[:2], _hit(hits[2].chunk.text, "c"), hits[3]]
+    assert {u.doc_id for u in evidence.select(q, undated, HashingEmbedder().embed)[-2:]} == {
+        "a",
+        "c",
+    }
+    embed = HashingEmbedder().embed
+    assert evidence.select(q.replace(" in 2021", ""), hits, embed)[-1].text != other
+    # A year apart is often the same edition (judges announced in 2017 for the 2018 season); a
+    # reason may lie years before what it explains.
+    assert evidence.select(q.replace("2021", "2019"), hits, embed)[-1].text != other
+    why = "Why did Kerber win the Wimbledon women's singles title in 2021?"
+    assert evidence.select(why, hits, embed)[-1].text != other
+
+
 def test_a_sentence_that_leans_on_the_one_before_takes_it_along():
     hit = _hit("Magnus Carlsen won in Stavanger. He beat Hikaru Nakamura in the last round.")
     units = evidence.select("Whom did Carlsen beat?", [hit], HashingEmbedder().embed, limit=1)

@@ -56,6 +56,7 @@ ANSWER_FIELDS = (
     "min_relevance",
     "evidence_units",
     "evidence_words",
+    "other_year_penalty",
     "answer_threshold",
     "system_prompt",
     "point_request",
