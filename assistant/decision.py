@@ -35,10 +35,22 @@ _HAS_NUMBER = re.compile(
     r"forty|fifty|hundred|thousand|million|billion|trillion|dozens?|half)\b",
     re.I,
 )
-_HEADING = re.compile(r"^#+\s[^\n]*$")  # a Markdown heading line, alone
+HEADING = re.compile(r"^#+\s[^\n]*$")  # a Markdown heading line, alone
 _AMOUNT = re.compile(r"\d|hundred|thousand|million|billion|trillion|dozen|half", re.I)
 _COUNTED = re.compile(r"\bhow many (?:of (?:the )?)?(\w+)", re.I)
 _ASKS = (
+    (
+        # What something means, where it comes from, what its purpose is: a sentence answers
+        # it, as below; checked first, since "where" and "when" also open these.
+        "statement",
+        re.compile(
+            r"\b(?:where|how) (?:does|did|do|is|was)\b[^?]*\b(?:come from|originate|get (?:its"
+            r"|their|his|her|the) name)|\bmeaning\b|\bdifference between\b|\bwhat(?: is|'s| was"
+            r"| are| were) the (?:purpose|meaning|origin|process|reason|role|function|"
+            r"significance|cause|effect|impact|importance|goal)s?\b",
+            re.I,
+        ),
+    ),
     (
         "number",
         re.compile(
@@ -243,7 +255,7 @@ def attribute_statement(
 
     For a question asking what someone said, why or how, the model points at a unit. A pick
     without all of the question's names (another speaker's words) gives way to the unit that
-    has more of them, the best-ranked first. A heading alone answers nothing (probability 0).
+    has more of them, the best-ranked first.
     """
     best_similarity = max(u.similarity for u in units)
     rated = {u.n: unit_features(question, u.text, u, cited, best_similarity, sure) for u in units}
@@ -251,8 +263,6 @@ def attribute_statement(
     named = [u for u in units if rated[u.n]["names"] > rated[unit.n]["names"]]
     if named:
         unit = max(named, key=lambda u: (rated[u.n]["names"], u.score))
-    if _HEADING.match(unit.text):
-        return unit, rated[unit.n], 0.0  # a heading names a topic; it states nothing
     return unit, rated[unit.n], probability(rated[unit.n], weights)
 
 

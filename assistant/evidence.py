@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .citations import _INJECTION, _SENTENCE_END, DATE, key_terms
-from .decision import asked_type, holds_type
+from .decision import HEADING, asked_type, holds_type
 from .retrieval import keywords
 from .schema import Evidence, Hit
 
@@ -109,6 +109,7 @@ def select(
     """
     candidates: list[tuple[int, int, int]] = []  # (passage index, start, end) in chunk text
     names = {t for t in key_terms(question) if not t[0].isdigit()}
+    kind = asked_type(question)
     for p, hit in enumerate(hits):
         text = hit.chunk.text
         every = spans(text)
@@ -133,6 +134,8 @@ def select(
             sentence = text[a:b]
             if _INJECTION.search(sentence) or sentence.rstrip("\"'”’ ").endswith("?"):
                 continue  # an instruction to the model, or a question (it answers nothing)
+            if kind == "statement" and HEADING.match(sentence):
+                continue  # a heading names a topic; it states no reason or meaning
             before = text[sents[i - 1][0] : sents[i - 1][1]] if i else ""
             if before and not _INJECTION.search(before) and _leans_on(sentence, before, names):
                 a = sents[i - 1][0]
@@ -144,7 +147,6 @@ def select(
     cosines = vectors[1:] @ vectors[0]
     asked = set(keywords(question))
     terms = key_terms(question)
-    kind = asked_type(question)
     # A reason or a statement may well lie in another year (the cause before the event).
     years = {int(y) for y in _YEAR.findall(question)} if kind != "statement" else set()
     scores = []

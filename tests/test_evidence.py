@@ -116,8 +116,13 @@ def test_asked_types_and_units_that_hold_them():
         "What did Rubio say about the talks?",
         "How does the fund work?",
         "What does the memorandum say they want?",
+        # What something means, where it comes from, what it is for.
+        "Where does the name rare earth come from?",
+        "What is the purpose of the investment fund?",
+        "What's the difference between a ceasefire and a peace agreement?",
     ):
         assert decision.asked_type(q) == "statement", q
+    assert decision.asked_type("Where did Rubio meet the European leaders?") == "name"
     assert decision.asked_type("How long will the talks go on?") == "number"
     q = "How many troops will the contingent have?"
     assert not decision.holds_type("number", "A multinational contingent is planned.", q)
@@ -140,8 +145,17 @@ def test_a_statement_pick_without_the_speaker_gives_way_to_the_unit_with_him():
     # A pick that has the question's names stands, even where another unit ranks higher.
     unit, _, _ = decision.attribute_statement("What did Trump say?", units, [1])
     assert unit.n == 1
-    heading = [_unit(1, "# Appointment of Supreme Court justices", 0.6)]
-    assert decision.attribute_statement("What do justices do?", heading, [1])[2] == 0.0
+
+
+def test_a_heading_is_never_the_answer_to_a_statement_question():
+    hit = _hit(
+        "# Appointment of Supreme Court justices\n\nThe Senate confirms each of the justices."
+    )
+    embed = HashingEmbedder().embed
+    texts = [u.text for u in evidence.select("What do justices do?", [hit], embed)]
+    assert texts == ["The Senate confirms each of the justices."]  # a heading states nothing
+    texts = [u.text for u in evidence.select("Who appoints justices?", [hit], embed)]
+    assert "# Appointment of Supreme Court justices" in texts  # a title may name one
 
 
 def test_initials_are_not_names_to_look_for():
