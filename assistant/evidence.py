@@ -36,6 +36,7 @@ _PRONOUN = re.compile(r"\b(he|she|they|him|her|them|his|their|its|it)\b", re.I)
 # sentence's value too ("Release date. December 1, 2017 ...").
 _ENDS_IN_LABEL = re.compile(r"[;·|:]\s*[^\W\d][\w'’-]*(?:\s+[a-z][\w'’-]*){0,2}\s*[.:]$")
 MIN_WORDS = 4  # a shorter sentence gets the one before it as context
+QUOTE_WORDS = 80  # a quote left open joins the sentences after it up to this length
 _YEAR = re.compile(r"\b(?:1[5-9]\d\d|20\d\d)\b")
 
 
@@ -66,6 +67,14 @@ def _leans_on(sentence: str, before: str, names: set[str]) -> bool:
         return False
     here, there = sentence.lower(), before.lower()
     return any(n in there and n not in here for n in names)
+
+
+def _open_quote(text: str) -> bool:
+    """Whether text opens with a quotation mark that it does not close (within 80 words)."""
+    text = text.lstrip()
+    if not text.startswith(('"', "“")) or len(text.split()) > QUOTE_WORDS:
+        return False
+    return text.count('"') % 2 == 1 if text[0] == '"' else text.count("“") > text.count("”")
 
 
 def _about_another_year(text: str, date: str, years: set[int]) -> bool:
@@ -125,9 +134,18 @@ def select(
                 joined[-1] = (joined[-1][0], b)  # one label, one value: joins never chain
             else:
                 joined.append((a, b))
+        # A quote that runs over several sentences is one unit, up to the one that closes it
+        # ('"We have a minerals deal ... next Thursday. Soon. ... on that," he said.'), so its
+        # speaker, named after it or just before it, goes with all of it.
+        quoted: list[tuple[int, int]] = []
+        for a, b in joined:
+            if quoted and _open_quote(text[quoted[-1][0] : quoted[-1][1]]):
+                quoted[-1] = (quoted[-1][0], b)
+            else:
+                quoted.append((a, b))
         sents = [
             (a, b)
-            for a, b in joined
+            for a, b in quoted
             if not _DATELINE_ONLY.match(text[a:b]) and re.search(r"\w", text[a:b])
         ]
         for i, (a, b) in enumerate(sents):

@@ -430,6 +430,28 @@ def test_a_quote_whose_speaker_is_named_just_before_takes_that_sentence_along():
     assert any(u.text == hit.chunk.text for u in units)
 
 
+def test_a_quote_over_several_sentences_is_one_unit_with_its_speaker():
+    text = (
+        "Trump spoke to reporters. "
+        '"We have a deal. It will be signed on Thursday. So we will see," he said. '
+        "Rain fell in Kyiv."
+    )
+    units = evidence.select(
+        "What did Trump say about the deal?", [_hit(text)], HashingEmbedder().embed
+    )
+    quote = next(u for u in units if "We have a deal" in u.text)
+    assert quote.text == text[: text.index(" Rain")]  # all of the quote, and who said it
+    # A quote that never closes stops joining at QUOTE_WORDS words (give or take a sentence).
+    endless = '"' + " ".join(f"Word {i}." for i in range(200))
+    assert (
+        max(
+            len(u.text.split())
+            for u in evidence.select("Word?", [_hit(endless)], HashingEmbedder().embed)
+        )
+        < evidence.QUOTE_WORDS + 20
+    )
+
+
 def test_a_label_and_its_value_make_one_unit():
     hit = _hit(
         "Who's making Assassin's Creed: Crew List ; Director. Justin Kurzel ; Screenwriters. "
