@@ -370,13 +370,19 @@ class Assistant:
             unit, features, p = decision.attribute_statement(
                 question, base.evidence, cited, sure=sure
             )
-            body = " ".join(unit.text.split())
         else:
             unit, features, p = decision.attribute(question, body, base.evidence, cited, sure=sure)
         record = {"probability": round(p, 4), "threshold": threshold, "unit": float(unit.n)}
         base = _replace(base, decision={**record, **{k: round(v, 4) for k, v in features.items()}})
         if p < threshold:
             return _final(base, f"{REFUSAL} {NOT_SUPPORTED}", True, timings, started)
+        if statement:
+            # The unit's own words, quoted whole and cited once: nothing in them to check.
+            quote = " ".join(unit.text.split()).rstrip(" .")
+            kept = [Sentence(f"{quote} [{unit.passage}].", (unit.passage,), True)]
+            c = Citation(unit.passage, unit.doc_id, unit.passage_id, True, unit.text)
+            answer = _replace(base, sentences=tuple(kept), citations=(c,))
+            return _final(answer, kept[0].text, False, timings, started)
         body, unit = decision.complete_date(question, body, unit, base.evidence)
         quotes: dict[int, str] = {unit.passage: unit.text}
         cited_text = " ".join(f"{s.rstrip(' .')} [{unit.passage}]." for s in sentences_of(body))

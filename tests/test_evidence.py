@@ -312,6 +312,7 @@ def test_a_statement_question_asks_the_model_to_point_and_answers_in_the_units_w
     assert not answer.abstained
     assert "Ferries between Roscoff and Plymouth were cancelled" in answer.text
     assert "It was about" not in answer.text  # the unit's words, not the model's
+    assert len(answer.sentences) == 1 and answer.text.count("[") == 1  # quoted whole, cited once
     # A factoid question gets no such line.
     a.ask("Which storm hit the coast of Brittany?")
     assert cfg.point_request not in a.generator.prompts[-1][-1]["content"]

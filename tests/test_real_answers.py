@@ -96,6 +96,8 @@ def test_question_the_article_does_not_answer_is_refused(assistant):
             "What did he say about security guarantees?",
             ("guarantees for Ukraine's security",),
         ),
+        # A quote over five sentences, its speaker named in the sentence before it.
+        ((), "What did Trump say about the minerals deal?", ("We have a minerals deal",)),
         # A reason stated in one sentence: the model said "not found" until it was made to point.
         (
             (),
@@ -110,6 +112,7 @@ def test_what_someone_said_is_answered_with_their_words(assistant, history, ques
     words = next((w for w in said if w in answer.text), None)  # the sentence, not a few words
     assert words is not None, answer.text
     assert any(words in c.quote and c.supported for c in answer.citations)
+    assert answer.text.count("[") == 1  # the unit's words whole, cited once
 
 
 def test_follow_up_is_resolved_from_history(assistant):
