@@ -332,7 +332,8 @@ class Assistant:
                 timings["first_token_ms"] = _ms(started)
             text += piece
             pieces.append(piece)
-            yield _replace(base, text=_body(text), timings=dict(timings))
+            if not statement:  # a statement's reply is a unit's number, its answer that unit
+                yield _replace(base, text=_body(text), timings=dict(timings))
         if first is not None and len(pieces) > 1:
             gen_s = time.perf_counter() - first
             timings["tokens_per_s"] = round((len(pieces) - 1) / gen_s, 2) if gen_s > 0 else 0.0

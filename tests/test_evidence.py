@@ -334,6 +334,9 @@ def test_a_statement_the_model_declines_is_pointed_from_its_next_token(cfg):
     assert not answer.abstained
     assert "Ferries between Roscoff and Plymouth were cancelled" in answer.text
     assert "pointing_ms" in answer.timings
+    # Nothing of the declining reply reaches the screen: only the evidence, then the answer.
+    updates = list(a.stream("Why were the ferries between Roscoff and Plymouth cancelled?"))
+    assert all(u.text == "" for u in updates[:-1]) and updates[-1].text == answer.text
     # A question asking for a fact, answered "not found", stays refused without a second request.
     a.generator.prompts.clear()
     assert a.ask("What is Rubio's age?").abstained and len(a.generator.prompts) == 1
