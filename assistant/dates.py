@@ -24,15 +24,15 @@ MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
-_YEAR = r"(?:1[5-9]\d\d|20\d\d)"
+YEAR = r"(?:1[5-9]\d\d|20\d\d)"  # a year as news text writes one
 _ORDINAL = r"(?:st|nd|rd|th)?"
 # As much of a date as is written: "November 12, 2020", "Nov. 12", "12 November 2020",
 # "19th October", "June 2020", "2015". The alternatives are tried in this order at each place.
 _DATE = re.compile(
-    rf"\b(?P<m1>{MONTH})\.?\s+(?P<d1>\d{{1,2}}){_ORDINAL}(?:,?\s+(?P<y1>{_YEAR}))?\b"
-    rf"|\b(?P<d2>\d{{1,2}}){_ORDINAL}\s+(?:of\s+)?(?P<m2>{MONTH})\b\.?(?:,?\s+(?P<y2>{_YEAR})\b)?"
-    rf"|\b(?P<m3>{MONTH})\.?(?:\s+of)?,?\s+(?P<y3>{_YEAR})\b"
-    rf"|\b(?P<y4>{_YEAR})\b",
+    rf"\b(?P<m1>{MONTH})\.?\s+(?P<d1>\d{{1,2}}){_ORDINAL}(?:,?\s+(?P<y1>{YEAR}))?\b"
+    rf"|\b(?P<d2>\d{{1,2}}){_ORDINAL}\s+(?:of\s+)?(?P<m2>{MONTH})\b\.?(?:,?\s+(?P<y2>{YEAR})\b)?"
+    rf"|\b(?P<m3>{MONTH})\.?(?:\s+of)?,?\s+(?P<y3>{YEAR})\b"
+    rf"|\b(?P<y4>{YEAR})\b",
     re.I,
 )
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")

@@ -26,7 +26,7 @@ from .retrieval import STOPWORDS
 from .schema import Evidence
 
 _HAS_DATE = re.compile(
-    rf"\b(?:1[5-9]\d\d|20\d\d)\b|\b{dates.MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{dates.MONTH}\b"
+    rf"\b{dates.YEAR}\b|\b{dates.MONTH}\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{dates.MONTH}\b"
     r"|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|tomorrow)\b",
     re.I,
 )

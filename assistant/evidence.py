@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from . import dates
 from .citations import _INJECTION, _SENTENCE_END, DATE, key_terms
 from .decision import HEADING, asked_type, holds_type
 from .retrieval import keywords
@@ -37,7 +38,7 @@ _PRONOUN = re.compile(r"\b(he|she|they|him|her|them|his|their|its|it)\b", re.I)
 _ENDS_IN_LABEL = re.compile(r"[;·|:]\s*[^\W\d][\w'’-]*(?:\s+[a-z][\w'’-]*){0,2}\s*[.:]$")
 MIN_WORDS = 4  # a shorter sentence gets the one before it as context
 QUOTE_WORDS = 80  # a quote left open joins the sentences after it up to this length
-_YEAR = re.compile(r"\b(?:1[5-9]\d\d|20\d\d)\b")
+_YEAR = re.compile(rf"\b{dates.YEAR}\b")
 
 
 def spans(text: str) -> list[tuple[int, int]]:
@@ -70,7 +71,7 @@ def _leans_on(sentence: str, before: str, names: set[str]) -> bool:
 
 
 def _open_quote(text: str) -> bool:
-    """Whether text opens with a quotation mark that it does not close (within 80 words)."""
+    """Whether text opens with a quotation mark that it does not close (within QUOTE_WORDS)."""
     text = text.lstrip()
     if not text.startswith(('"', "“")) or len(text.split()) > QUOTE_WORDS:
         return False
@@ -113,8 +114,8 @@ def select(
     or more from the question's (in a document not dated in one) is about another edition of the
     same event ("Angelique Kerber has won the 2018 Wimbledon ..." for 2021's winner) and loses
     `other_year_penalty`. A sentence that leans on the one before it ("He said ...") or is very
-    short takes that one along. Units stop at `max_words`
-    words in all; a passage's instructions to the model ("ignore the above ...") are never units.
+    short takes that one along. Units stop at `max_words` words in all; a passage's
+    instructions to the model ("ignore the above ...") are never units.
     """
     candidates: list[tuple[int, int, int]] = []  # (passage index, start, end) in chunk text
     names = {t for t in key_terms(question) if not t[0].isdigit()}
@@ -169,10 +170,10 @@ def select(
     years = {int(y) for y in _YEAR.findall(question)} if kind != "statement" else set()
     scores = []
     for (p, _, _), text, cos in zip(candidates, texts, cosines):
-        hit = hits[p]
-        if years and _about_another_year(text, passage_date(hit), years):
+        hit, date = hits[p], passage_date(hits[p])
+        if years and _about_another_year(text, date, years):
             cos -= other_year_penalty
-        context = f"{hit.chunk.title} {passage_date(hit)} {text}"
+        context = f"{hit.chunk.title} {date} {text}"
         words = set(keywords(context))
         share = len(asked & words) / len(asked) if asked else 0.0
         found = {t for t in terms if t in context.lower()}

@@ -26,7 +26,7 @@ from .embedding import BACKENDS, Embedder
 from .errors import AssistantError
 from .indexing import BuildReport, ChunkerSettings, Progress, build
 from .retrieval import Retriever, keywords
-from .schema import Answer, Citation, Hit, IndexedDocument, Sentence
+from .schema import Answer, Citation, Evidence, Hit, IndexedDocument, Sentence
 from .store import Index, IndexLoadError
 
 log = logging.getLogger(__name__)
@@ -347,8 +347,9 @@ class Assistant:
             pointing = [*messages, {"role": "assistant", "content": "["}]
             pointed = list(self.generator.stream(pointing, max_new_tokens=3, stop=stop))
             timings["pointing_ms"] = _ms(t0)
-            if any(u.n in markers_in("[" + "".join(pointed)) for u in units):
-                text, pieces = "[" + "".join(pointed), pointed
+            reply = "[" + "".join(pointed)
+            if any(u.n in markers_in(reply) for u in units):
+                text, pieces = reply, pointed
         yield self._finish(base, text, timings, started, decision.confidence(pieces))
 
     def _finish(
@@ -362,7 +363,7 @@ class Assistant:
         statement = decision.asked_type(question) == "statement" and bool(marked)
         if marked and not re.search(r"\w", body):
             body = " ".join(marked[0].text.split())  # a bare marker: the unit's own words answer
-        if not re.search(r"\w", body) or is_refusal(body) or _NOT_FOUND.match(body):
+        if not re.search(r"\w", body) or _refuses(body):
             base = _replace(base, decision={"probability": 0.0, "threshold": threshold})
             return _final(base, f"{REFUSAL} {NOT_FOUND}", True, timings, started)
         if statement:
@@ -379,8 +380,7 @@ class Assistant:
             return _final(base, f"{REFUSAL} {NOT_SUPPORTED}", True, timings, started)
         if statement:
             # The unit's own words, quoted whole and cited once: nothing in them to check.
-            quote = " ".join(unit.text.split()).rstrip(" .")
-            kept = [Sentence(f"{quote} [{unit.passage}].", (unit.passage,), True)]
+            kept = [_quoted(unit)]
             c = Citation(unit.passage, unit.doc_id, unit.passage_id, True, unit.text)
             answer = _replace(base, sentences=tuple(kept), citations=(c,))
             return _final(answer, kept[0].text, False, timings, started)
@@ -412,8 +412,7 @@ class Assistant:
             return _final(base, f"{REFUSAL} {INVENTED}", True, timings, started)
         if not kept:
             # A restated question: the decision stands and the unit's own words answer.
-            quote = " ".join(unit.text.split()).rstrip(" .")
-            kept = [Sentence(f"{quote} [{unit.passage}].", (unit.passage,), True)]
+            kept = [_quoted(unit)]
         used = dict.fromkeys(n for s in kept for n in s.markers)
         citations = tuple(
             Citation(
@@ -429,10 +428,20 @@ class Assistant:
         return _final(answer, " ".join(s.text for s in kept), False, timings, started)
 
 
+def _refuses(body: str) -> bool:
+    """Whether the model's answer (markers removed) is a refusal: "not found" or the like."""
+    return bool(_NOT_FOUND.match(body) or is_refusal(body))
+
+
 def _declined(reply: str) -> bool:
     """Whether the model's reply is a refusal that cites nothing ("not found")."""
-    body = _body(reply)
-    return not markers_in(reply) and bool(_NOT_FOUND.match(body) or is_refusal(body))
+    return not markers_in(reply) and _refuses(_body(reply))
+
+
+def _quoted(unit: Evidence) -> Sentence:
+    """A unit's own words as the answer's one sentence, citing its passage."""
+    quote = " ".join(unit.text.split()).rstrip(" .")
+    return Sentence(f"{quote} [{unit.passage}].", (unit.passage,), True)
 
 
 def _why_dropped(sentence: Sentence, sources: set[int]) -> str:
