@@ -12,6 +12,11 @@ Example:
     ('December 2015', 1)
     >>> complete("Nov. 12", ["Aired November 12, 2019.", "Aired Nov. 12, 2020."]) is None
     True
+
+A date in digits ("27/10/2017", "6/19/2020") reads two ways; the answer takes it as the
+evidence writes it when exactly one written date there reads the same:
+    >>> as_written("27/10/2017", ["Super Mario Odyssey came out on October 27, 2017."])
+    'October 27, 2017'
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ _DATE = re.compile(
     rf"|\b(?P<y4>{YEAR})\b",
     re.I,
 )
+# A date in digits, day and month in either order: "27/10/2017", "6/19/2020", "1.12.2017".
+_NUMERIC = re.compile(rf"\b(\d{{1,2}})([/.])(\d{{1,2}})\2({YEAR})\b")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
@@ -66,7 +73,10 @@ class Date:
 def find(text: str) -> list[Date]:
     """The dates written in text, in order."""
     found = []
+    numeric = [m.span() for m in _NUMERIC.finditer(text)]
     for m in _DATE.finditer(text):
+        if any(a <= m.start() < b for a, b in numeric):
+            continue  # the year of "27/10/2017": that date is read by as_written, not here
         g = m.groupdict()
         month = next((g[k] for k in ("m1", "m2", "m3") if g[k]), None)
         day = g["d1"] or g["d2"]
@@ -105,3 +115,17 @@ def complete(answer: str, texts: Sequence[str]) -> tuple[str, int] | None:
     if any(d.parts != best.parts and not best.refines(d) for d, _ in finer):
         return None  # two different fuller dates: which one is meant is not ours to guess
     return answer[: short.start] + best.text.strip(" .,") + answer[short.end :], index
+
+
+def as_written(answer: str, texts: Sequence[str]) -> str:
+    """The answer with each date in digits ("27/10/2017") written as the texts write it
+    ("October 27, 2017"), where exactly one whole date written in them reads the same (as day
+    and month, or as month and day); otherwise left as it is."""
+
+    def written(m: re.Match) -> str:
+        a, b, year = int(m.group(1)), int(m.group(3)), int(m.group(4))
+        readings = {(x, y, year) for x, y in ((a, b), (b, a)) if 1 <= x <= 12 and 1 <= y <= 31}
+        same = {d.parts: d.text for t in texts for d in find(t) if d.parts in readings}
+        return next(iter(same.values())).strip(" .,") if len(same) == 1 else m.group(0)
+
+    return _NUMERIC.sub(written, answer)

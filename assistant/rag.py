@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-from . import decision, evidence
+from . import dates, decision, evidence
 from .citations import (
     MARKER,
     REFUSAL,
@@ -373,6 +373,9 @@ class Assistant:
                 question, base.evidence, cited, sure=sure
             )
         else:
+            # A date in digits reads two ways ("6/7/2020"): the answer takes it as the evidence
+            # writes it, so the decision and the person read the same date.
+            body = dates.as_written(body, [u.text for u in base.evidence])
             unit, features, p = decision.attribute(question, body, base.evidence, cited, sure=sure)
         record = {"probability": round(p, 4), "threshold": threshold, "unit": float(unit.n)}
         base = _replace(base, decision={**record, **{k: round(v, 4) for k, v in features.items()}})

@@ -253,6 +253,17 @@ def test_a_partial_date_is_completed_only_when_the_evidence_agrees_on_one():
     assert dates.complete("Paris", ["June 2020"]) is None
 
 
+def test_a_date_in_digits_is_written_as_the_evidence_writes_it_when_it_reads_one_way():
+    assert dates.as_written("27/10/2017 [4]", ["out on October 27, 2017"]) == "October 27, 2017 [4]"
+    assert dates.as_written("6/19/2020", ["released 19 June 2020"]) == "19 June 2020"
+    # 6/7/2020 is June 7 or July 6: both written in the evidence, so it is left as it is.
+    assert dates.as_written("6/7/2020", ["on June 7, 2020", "on July 6, 2020"]) == "6/7/2020"
+    assert dates.as_written("6/7/2020", ["on June 8, 2020"]) == "6/7/2020"  # no date reads so
+    # Its year is not a partial date to complete: "27/10/October 27, 2017" would be nonsense.
+    assert dates.find("27/10/2017") == []
+    assert dates.complete("27/10/2017", ["October 27, 2017"]) is None
+
+
 def test_a_date_is_completed_from_a_unit_about_the_question_and_the_answer_rests_on_it():
     units = [
         _unit(1, "Season 3 of The Crown will premiere November 17.", 0.8),
@@ -391,6 +402,20 @@ def test_an_answer_with_a_partial_date_gets_the_full_date_its_evidence_states(cf
     assert not answer.abstained and "November 12, 2020" in answer.text
     (c,) = answer.citations
     assert "November 12, 2020" in c.quote
+
+
+@pytest.mark.cfg(
+    {
+        "game.md": "# Odyssey\n\nNintendo said Super Mario Odyssey came out on the Switch on "
+        "October 27, 2017. Critics praised the game's open levels."
+    }
+)
+def test_an_answer_with_a_date_in_digits_rests_on_the_unit_that_writes_it(cfg):
+    reply = lambda m: f"27/10/2017 [{passage_number(m, 'October 27')}]"  # noqa: E731
+    cfg = Config(**{**cfg.__dict__, "answer_threshold": 0.0})
+    answer = make(cfg, reply).ask("When did Super Mario Odyssey come out on the Switch?")
+    assert not answer.abstained and answer.text.startswith("October 27, 2017")
+    assert answer.decision["support"] == 1.0
 
 
 def test_the_models_confidence_is_read_from_the_answer_tokens_before_the_marker():
