@@ -378,6 +378,16 @@ def test_llamacpp_never_uses_prompt_lookup_in_the_assistant(
     assert made[1]["draft_model"] == ("draft", 10) and made[1]["logits_all"] is True
 
 
+def test_llamacpp_reads_the_prompt_and_decodes_with_the_threads_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    made = _fake_llama_cpp(monkeypatch)
+    LlamaCppGenerator.load(str(gguf), Config(threads=1, cache_dir=tmp_path), name="llamacpp:m")
+    assert made[0]["n_threads"] == 1 and made[0]["n_threads_batch"] == 1
+
+
 # --- transformers engine with a tiny random model ------------------------------------------------
 
 WORDS = "the deal is to be finalised by april 26 when what a b c d e f g h i j k l m n o p".split()

@@ -68,11 +68,15 @@ class LlamaCppGenerator:
             # score buffer holds only n_batch rows and prompts longer than that fail.
             kwargs["logits_all"] = True
         started = time.perf_counter()
+        # The same threads read the prompt and decode: llama.cpp's own default for the prompt
+        # is every core, whatever `threads` says, which a shared machine set to 1 cannot afford.
+        threads = cfg.threads or os.cpu_count() or 1
         try:
             llama = Llama(
                 model_path=source,
                 n_ctx=LLAMACPP_CONTEXT,
-                n_threads=cfg.threads or os.cpu_count() or 1,
+                n_threads=threads,
+                n_threads_batch=threads,
                 verbose=False,
                 **kwargs,
             )
