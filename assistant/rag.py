@@ -361,9 +361,12 @@ class Assistant:
         body, cited = _body(raw), markers_in(raw)
         marked = [u for u in base.evidence if u.n in cited]
         statement = decision.asked_type(question) == "statement" and bool(marked)
+        refused = not re.search(r"\w", body) or _refuses(body)
         if marked and not re.search(r"\w", body):
-            body = " ".join(marked[0].text.split())  # a bare marker: the unit's own words answer
-        if not re.search(r"\w", body) or _refuses(body):
+            # A bare marker: the unit's own words answer, even where they say what is not so
+            # ("Eugene is not a scientist ... does n't know how to cure the virus").
+            body, refused = " ".join(marked[0].text.split()), False
+        if refused:
             base = _replace(base, decision={"probability": 0.0, "threshold": threshold})
             return _final(base, f"{REFUSAL} {NOT_FOUND}", True, timings, started)
         if statement:

@@ -120,6 +120,10 @@ def test_asked_types_and_units_that_hold_them():
         "Where does the name rare earth come from?",
         "What is the purpose of the investment fund?",
         "What's the difference between a ceasefire and a peace agreement?",
+        # A yes/no question: the sentence that settles it, not a bare "yes".
+        "Did Rubio meet the European leaders in Paris?",
+        "Has the US agreed to give Ukraine security guarantees?",
+        "Is the deal to be finalised by April 26?",
     ):
         assert decision.asked_type(q) == "statement", q
     assert decision.asked_type("Where did Rubio meet the European leaders?") == "name"
@@ -327,6 +331,38 @@ def test_a_statement_question_asks_the_model_to_point_and_answers_in_the_units_w
     # A factoid question gets no such line.
     a.ask("Which storm hit the coast of Brittany?")
     assert cfg.point_request not in a.generator.prompts[-1][-1]["content"]
+
+
+def test_a_yes_no_question_is_answered_with_the_sentence_that_settles_it(cfg):
+    # "Yes" is in no document: the answer is the words of the unit the model points at.
+    a = make(cfg, lambda m: f"Yes [{passage_number(m, 'Roscoff')}]")
+    answer = a.ask("Were the ferries between Roscoff and Plymouth cancelled?")
+    assert cfg.point_request in a.generator.prompts[0][-1]["content"]
+    assert not answer.abstained, answer.text
+    assert "Ferries between Roscoff and Plymouth were cancelled" in answer.text
+    assert not answer.text.lower().startswith("yes")
+    (c,) = answer.citations
+    assert c.supported and c.quote in answer.passages[c.n - 1].chunk.text
+
+
+@pytest.mark.cfg(
+    {
+        "cure.md": "# The Walking Dead\n\nIt is revealed that Eugene is not a scientist, but a "
+        "science teacher, and that he doesn't know how to cure the virus."
+    }
+)
+def test_a_unit_that_says_what_is_not_so_answers_when_the_model_points_at_it(cfg):
+    # Its words sound like a refusal ("doesn't know"); they are the documents', not the model's.
+    answer = make(cfg, lambda m: f"[{passage_number(m, 'not a scientist')}]").ask(
+        "Is Eugene really a scientist?"
+    )
+    assert not answer.abstained, answer.text
+    assert "Eugene is not a scientist" in answer.text
+    # The model's own words saying so are still its refusal.
+    answer = make(cfg, lambda m: f"I don't know [{passage_number(m, 'not a scientist')}]").ask(
+        "Is Eugene really a scientist?"
+    )
+    assert answer.abstained
 
 
 def test_a_statement_the_model_declines_is_pointed_from_its_next_token(cfg):

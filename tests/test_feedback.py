@@ -20,7 +20,7 @@ PENGUINS = "Did penguins vote on the treaty in 1850?"
 
 def reply(messages) -> str:
     """Cites the April 26 sentence for questions about the deal; finds nothing otherwise."""
-    if "penguins" in messages[-1]["content"].lower():
+    if any("penguins" in m["content"].lower() for m in messages if m["role"] == "user"):
         return "not found"
     return f"The goal is to finalize the deal by April 26 [{passage_number(messages, 'April 26')}]."
 
