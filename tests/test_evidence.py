@@ -124,9 +124,14 @@ def test_asked_types_and_units_that_hold_them():
         "Did Rubio meet the European leaders in Paris?",
         "Has the US agreed to give Ukraine security guarantees?",
         "Is the deal to be finalised by April 26?",
+        # Who someone is: what the documents say of them, not their name again.
+        "Who is Steve Witkoff?",
+        "Who was J.K. Rowling?",
     ):
         assert decision.asked_type(q) == "statement", q
     assert decision.asked_type("Where did Rubio meet the European leaders?") == "name"
+    assert decision.asked_type("Who is Ukraine's foreign minister?") == "name"
+    assert decision.asked_type("Who is the CEO of Lego?") == "name"
     assert decision.asked_type("How long will the talks go on?") == "number"
     q = "How many troops will the contingent have?"
     assert not decision.holds_type("number", "A multinational contingent is planned.", q)

@@ -53,6 +53,7 @@ def test_factual_question_gets_a_supported_citation(assistant):
         ("By what date should the rare earth deal be finalized?", "April 26"),  # a date
         ("Where did Rubio meet European leaders?", "Paris"),  # a place
         ("Did Rubio meet European leaders in Paris?", "Paris"),  # yes/no: the sentence says so
+        ("Who is Steve Witkoff?", "special envoy"),  # who someone is, not their name again
         ("What did Zelensky say about a ceasefire without security guarantees?", "dangerous"),
     ],
 )
