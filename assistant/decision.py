@@ -92,7 +92,7 @@ _ASKS = (
             r"|have))\b"
             r"|\bwhat (?:did|does|do|has|have|had|will|would)\b[^?]*?\b(?:say|said|think|argue|"
             r"claim|mean|want|warn|propose|announce|suggest|tell|do)\b"
-            r"|\bwhat happen|\b(?:explain|describe)\b"
+            r"|\bwhat happen|\b(?:explain|describe|tell me about)\b"
             # A yes/no question: the sentence that settles it is the answer, not "yes".
             r"|^\W*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b",
             re.I,

@@ -15,9 +15,12 @@ from .citations import (
     MARKER,
     REFUSAL,
     SupportChecker,
+    _found,
+    _words,
     adds_information,
     evidence_messages,
     is_refusal,
+    key_terms,
     markers_in,
     sentences_of,
 )
@@ -296,7 +299,7 @@ class Assistant:
             msg = self.index_error or "There are no documents in the index yet."
             yield _final(base, f"{REFUSAL} {msg}", True, timings, started)
             return
-        if max(h.similarity for h in hits) < self.cfg.min_relevance:
+        if not _close(standalone, hits, self.cfg.min_relevance):
             yield _final(base, f"{REFUSAL} {NOT_CLOSE}", True, timings, started)
             return
         if self.generator is None:
@@ -432,6 +435,17 @@ class Assistant:
         )
         answer = _replace(base, sentences=tuple(kept), citations=citations, dropped=dropped)
         return _final(answer, " ".join(s.text for s in kept), False, timings, started)
+
+
+def _close(question: str, hits: Sequence[Hit], min_relevance: float) -> bool:
+    """Whether the passages are about the question at all: one is at least min_relevance
+    similar to it, or one holds every name and number the question has. A short question
+    dilutes its own vector ("What happened in Paris?": 0.11 to the passage that tells it);
+    the name it asks about, found in a passage, says that passage is about it."""
+    if max(h.similarity for h in hits) >= min_relevance:
+        return True
+    terms = key_terms(question)
+    return bool(terms) and any(all(_found(t, _words(h.chunk.text)) for t in terms) for h in hits)
 
 
 def _refuses(body: str) -> bool:

@@ -127,6 +127,7 @@ def test_asked_types_and_units_that_hold_them():
         # Who someone is: what the documents say of them, not their name again.
         "Who is Steve Witkoff?",
         "Who was J.K. Rowling?",
+        "Tell me about the investment fund.",
     ):
         assert decision.asked_type(q) == "statement", q
     assert decision.asked_type("Where did Rubio meet the European leaders?") == "name"

@@ -233,6 +233,18 @@ def test_irrelevant_question_skips_the_model(cfg):
     answer = a.ask("zebra xylophone quantum")
     assert answer.abstained and gen.prompts == []
     assert answer.text == f"{REFUSAL} {rag.NOT_CLOSE}"
+    # A name the documents do not hold changes nothing.
+    assert a.ask("What happened in Brazil?").text == f"{REFUSAL} {rag.NOT_CLOSE}"
+
+
+def test_a_question_about_a_name_the_passages_hold_reaches_the_model_however_short(cfg):
+    # "What happened in Paris?" is far from every passage's vector (0.11 with MiniLM); the
+    # passage that names Paris is about it all the same.
+    gen = ScriptedGenerator(lambda m: f"[{passage_number(m, 'Paris')}]")
+    a = Assistant(Config(**{**cfg.__dict__, "min_relevance": 0.99}), HashingEmbedder(), gen)
+    answer = a.ask("What happened in Paris?")
+    assert gen.prompts and not answer.abstained, answer.text
+    assert "Paris" in answer.text
 
 
 def test_follow_up_is_rewritten_from_history(cfg):

@@ -54,6 +54,7 @@ def test_factual_question_gets_a_supported_citation(assistant):
         ("Where did Rubio meet European leaders?", "Paris"),  # a place
         ("Did Rubio meet European leaders in Paris?", "Paris"),  # yes/no: the sentence says so
         ("Who is Steve Witkoff?", "special envoy"),  # who someone is, not their name again
+        ("What happened in Paris?", "Paris"),  # far from every passage's vector, named in one
         ("What did Zelensky say about a ceasefire without security guarantees?", "dangerous"),
     ],
 )
