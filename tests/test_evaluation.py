@@ -201,6 +201,16 @@ def test_metrics_that_do_not_apply_are_null_not_zero():
     assert score([_q("1")], {}, retrieval_only=False)["retrieval"]["mrr"] is None
 
 
+def test_the_shipped_article_set_reads_the_article_itself():
+    s = load_set(Path(__file__).parent.parent / "benchmarks" / "article")
+    (doc,) = s.corpus_dir.iterdir()
+    assert doc.read_bytes() == (Path(__file__).parent.parent / "seeds" / doc.name).read_bytes()
+    assert {q.answerable for q in s.questions} == {True, False}
+    for q in s.questions:
+        assert list(q.gold_docs) == ([doc.name] if q.answerable else [])
+        assert q.answerable == bool(q.answers)
+
+
 def test_load_set_reads_the_shared_format_and_history(tmp_path):
     s = load_set(TINY)
     assert s.name == "evalset" and len(s.questions) >= 10
