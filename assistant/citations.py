@@ -140,6 +140,44 @@ def _plain_word(word: str) -> str:
     return word.strip("-").lower()
 
 
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z’'-]*")
+
+
+def cased(question: str, texts: Sequence[str]) -> str:
+    """A question typed all in lower case, its words written as the documents write them.
+
+    A word the documents capitalise more often than not inside a sentence is a name there
+    ("did rubio meet european leaders in paris" -> "Did Rubio meet European leaders in Paris"),
+    so the question's names are found as names (the decision's features, the evidence). A
+    question with any capital letter is left as typed.
+    """
+    if question != question.lower():
+        return question
+    forms: dict[str, dict[str, int]] = {}
+    for text in texts:
+        for m in _TOKEN.finditer(text):
+            before = text[: m.start()].rstrip(' \t"“‘(')
+            if not before or before[-1] in ".!?\n:#|":
+                continue  # a sentence's or a line's first word is capitalised anyway
+            word = re.sub(r"[’']s$", "", m.group(0))
+            counts = forms.setdefault(word.lower(), {})
+            counts[word] = counts.get(word, 0) + 1
+
+    def restore(m: re.Match) -> str:
+        word = m.group(0)
+        base = re.sub(r"[’']s$", "", word)
+        counts = forms.get(base, {})
+        if base in STOPWORDS or not counts:
+            return word
+        form = max(counts, key=lambda f: counts[f])
+        if form == base or counts.get(base, 0) * 2 >= sum(counts.values()):
+            return word
+        return form + word[len(base) :]
+
+    out = _TOKEN.sub(restore, question)
+    return out[:1].upper() + out[1:]
+
+
 def key_terms(text: str) -> set[str]:
     """The facts a sentence hinges on: its numbers and the names in it (capitalised words)."""
     text = MARKER.sub(" ", text)

@@ -54,9 +54,9 @@ _ASKS = (
     (
         # Who someone is ("Who is Steve Witkoff?": a name alone after "who is", as written):
         # what the documents say of them answers, not the name again. "Who is Ukraine's
-        # foreign minister?" asks for a name.
+        # foreign minister?" (or "Ukraine's Foreign Minister") asks for a name.
         "statement",
-        re.compile(r"^\W*[Ww]ho (?:is|was|are|were) (?:[A-Z][\w.'’-]*\s*)+\W*$"),
+        re.compile(r"^\W*[Ww]ho (?:is|was|are|were) (?:[A-Z](?:[\w.-]|['’](?!s\b))*\s*)+\W*$"),
     ),
     (
         "number",

@@ -18,6 +18,7 @@ from .citations import (
     _found,
     _words,
     adds_information,
+    cased,
     evidence_messages,
     is_refusal,
     key_terms,
@@ -293,6 +294,9 @@ class Assistant:
         t0 = time.perf_counter()
         hits = self.retrieve(standalone)
         timings["retrieval_ms"] = _ms(t0)
+        # Typed all in lower case, its names are written as the passages write them, so that
+        # they are found as names (retrieval ignores case).
+        standalone = cased(standalone, [h.chunk.text for h in hits])
         base = Answer(question, "", False, tuple(hits), standalone_question=standalone)
 
         if not hits:

@@ -8,7 +8,7 @@ import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
 from assistant import citations, dates, decision, evidence
-from assistant.citations import evidence_messages
+from assistant.citations import cased, evidence_messages
 from assistant.config import Config
 from assistant.generation import Token
 from assistant.rag import Assistant
@@ -349,6 +349,28 @@ def test_a_yes_no_question_is_answered_with_the_sentence_that_settles_it(cfg):
     assert not answer.text.lower().startswith("yes")
     (c,) = answer.citations
     assert c.supported and c.quote in answer.passages[c.n - 1].chunk.text
+
+
+def test_a_question_typed_in_lower_case_gets_its_names_as_the_documents_write_them():
+    texts = [EXTRA["weather.md"], "Rubio met European leaders in Paris. The US and Ukraine..."]
+    q = "were the ferries between roscoff and plymouth cancelled?"
+    assert cased(q, texts) == "Were the ferries between Roscoff and Plymouth cancelled?"
+    # "Ferries" opens a sentence, "A storm" too: capitals there say nothing.
+    assert cased("did a storm hit brittany?", texts) == "Did a storm hit Brittany?"
+    assert cased("what do the us and ukraine want", texts) == "What do the US and Ukraine want"
+    # Capitals typed are kept as typed; a word never written in the documents stays.
+    assert cased("Were the ferries to roscoff cancelled?", texts) == (
+        "Were the ferries to roscoff cancelled?"
+    )
+    assert cased("who is zelda?", texts) == "Who is zelda?"
+
+
+def test_a_lower_case_question_reaches_the_model_with_its_names(cfg):
+    a = make(cfg, lambda m: f"[{passage_number(m, 'Roscoff')}]")
+    answer = a.ask("were the ferries between roscoff and plymouth cancelled?")
+    assert "Question: Were the ferries between Roscoff and Plymouth" in str(a.generator.prompts)
+    assert answer.question == "were the ferries between roscoff and plymouth cancelled?"
+    assert not answer.abstained and "Ferries between Roscoff" in answer.text
 
 
 @pytest.mark.cfg(
