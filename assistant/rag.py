@@ -294,9 +294,6 @@ class Assistant:
         t0 = time.perf_counter()
         hits = self.retrieve(standalone)
         timings["retrieval_ms"] = _ms(t0)
-        # Typed all in lower case, its names are written as the passages write them, so that
-        # they are found as names (retrieval ignores case).
-        standalone = cased(standalone, [h.chunk.text for h in hits])
         base = Answer(question, "", False, tuple(hits), standalone_question=standalone)
 
         if not hits:
@@ -445,10 +442,11 @@ def _close(question: str, hits: Sequence[Hit], min_relevance: float) -> bool:
     """Whether the passages are about the question at all: one is at least min_relevance
     similar to it, or one holds every name and number the question has. A short question
     dilutes its own vector ("What happened in Paris?": 0.11 to the passage that tells it);
-    the name it asks about, found in a passage, says that passage is about it."""
+    the name it asks about, found in a passage, says that passage is about it. Names typed in
+    lower case ("what happened in paris") count where the passages capitalise them."""
     if max(h.similarity for h in hits) >= min_relevance:
         return True
-    terms = key_terms(question)
+    terms = key_terms(cased(question, [h.chunk.text for h in hits]))
     return bool(terms) and any(all(_found(t, _words(h.chunk.text)) for t in terms) for h in hits)
 
 

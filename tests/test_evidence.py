@@ -365,14 +365,6 @@ def test_a_question_typed_in_lower_case_gets_its_names_as_the_documents_write_th
     assert cased("who is zelda?", texts) == "Who is zelda?"
 
 
-def test_a_lower_case_question_reaches_the_model_with_its_names(cfg):
-    a = make(cfg, lambda m: f"[{passage_number(m, 'Roscoff')}]")
-    answer = a.ask("were the ferries between roscoff and plymouth cancelled?")
-    assert "Question: Were the ferries between Roscoff and Plymouth" in str(a.generator.prompts)
-    assert answer.question == "were the ferries between roscoff and plymouth cancelled?"
-    assert not answer.abstained and "Ferries between Roscoff" in answer.text
-
-
 @pytest.mark.cfg(
     {
         "cure.md": "# The Walking Dead\n\nIt is revealed that Eugene is not a scientist, but a "

@@ -55,8 +55,7 @@ def test_factual_question_gets_a_supported_citation(assistant):
         ("Did Rubio meet European leaders in Paris?", "Paris"),  # yes/no: the sentence says so
         ("Who is Steve Witkoff?", "special envoy"),  # who someone is, not their name again
         ("What happened in Paris?", "Paris"),  # far from every passage's vector, named in one
-        ("did rubio meet european leaders in paris?", "Paris"),  # typed in lower case
-        ("who is steve witkoff", "special envoy"),
+        ("what happened in paris", "Paris"),  # typed in lower case
         ("What did Zelensky say about a ceasefire without security guarantees?", "dangerous"),
     ],
 )
