@@ -148,16 +148,18 @@ def cased(question: str, texts: Sequence[str]) -> str:
 
     A word the documents capitalise more often than not inside a sentence is a name there
     ("did rubio meet european leaders in paris" -> "Did Rubio meet European leaders in Paris"),
-    so the question's names are found as names (the decision's features, the evidence). A
-    question with any capital letter is left as typed.
+    so that key_terms finds the question's names. A question with any capital letter is left
+    as typed.
     """
     if question != question.lower():
         return question
     forms: dict[str, dict[str, int]] = {}
     for text in texts:
         for m in _TOKEN.finditer(text):
-            before = text[: m.start()].rstrip(' \t"“‘(')
-            if not before or before[-1] in ".!?\n:#|":
+            i = m.start() - 1
+            while i >= 0 and text[i] in ' \t"“‘(':
+                i -= 1
+            if i < 0 or text[i] in ".!?\n:#|":
                 continue  # a sentence's or a line's first word is capitalised anyway
             word = re.sub(r"[’']s$", "", m.group(0))
             counts = forms.setdefault(word.lower(), {})
@@ -221,6 +223,12 @@ def _number_named(word: str) -> str:
     if len(parts) == 2 and not (_NUMBER_WORDS[parts[0]] >= 20 and _NUMBER_WORDS[parts[1]] < 10):
         return ""
     return str(sum(_NUMBER_WORDS[p] for p in parts))
+
+
+def holds_all(terms: set[str], text: str) -> bool:
+    """Whether every key term is found among the words of text."""
+    words = _words(text)
+    return all(_found(t, words) for t in terms)
 
 
 def _found(term: str, words: set[str]) -> bool:

@@ -21,7 +21,16 @@ import re
 from collections.abc import Sequence
 
 from . import dates
-from .citations import _CAPITALISED, _NOT_NAMES, _content, _found, _numbers, _words, key_terms
+from .citations import (
+    _CAPITALISED,
+    _NOT_NAMES,
+    _content,
+    _found,
+    _numbers,
+    _words,
+    holds_all,
+    key_terms,
+)
 from .retrieval import STOPWORDS
 from .schema import Evidence
 
@@ -288,9 +297,7 @@ def complete_date(
         return answer, unit
     terms = key_terms(question)
     about = [unit] + [
-        u
-        for u in units
-        if u is not unit and all(_found(t, _words(f"{u.title} {u.date} {u.text}")) for t in terms)
+        u for u in units if u is not unit and holds_all(terms, f"{u.title} {u.date} {u.text}")
     ]
     done = dates.complete(answer, [u.text for u in about])
     if done is None:

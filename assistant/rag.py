@@ -15,11 +15,10 @@ from .citations import (
     MARKER,
     REFUSAL,
     SupportChecker,
-    _found,
-    _words,
     adds_information,
     cased,
     evidence_messages,
+    holds_all,
     is_refusal,
     key_terms,
     markers_in,
@@ -365,12 +364,11 @@ class Assistant:
         body, cited = _body(raw), markers_in(raw)
         marked = [u for u in base.evidence if u.n in cited]
         statement = decision.asked_type(question) == "statement" and bool(marked)
-        refused = not re.search(r"\w", body) or _refuses(body)
         if marked and not re.search(r"\w", body):
             # A bare marker: the unit's own words answer, even where they say what is not so
             # ("Eugene is not a scientist ... does n't know how to cure the virus").
-            body, refused = " ".join(marked[0].text.split()), False
-        if refused:
+            body = " ".join(marked[0].text.split())
+        elif not re.search(r"\w", body) or _refuses(body):
             base = _replace(base, decision={"probability": 0.0, "threshold": threshold})
             return _final(base, f"{REFUSAL} {NOT_FOUND}", True, timings, started)
         if statement:
@@ -447,7 +445,7 @@ def _close(question: str, hits: Sequence[Hit], min_relevance: float) -> bool:
     if max(h.similarity for h in hits) >= min_relevance:
         return True
     terms = key_terms(cased(question, [h.chunk.text for h in hits]))
-    return bool(terms) and any(all(_found(t, _words(h.chunk.text)) for t in terms) for h in hits)
+    return bool(terms) and any(holds_all(terms, h.chunk.text) for h in hits)
 
 
 def _refuses(body: str) -> bool:
