@@ -86,6 +86,9 @@ class Config:
     # Answer when the fitted probability that the model's answer is right is at
     # least this (assistant/decision.py); 0 never refuses there, 1 always does.
     answer_threshold: float = 0.25
+    # The same for a statement's answer, a unit's own words (what someone said, why, how),
+    # whose probability has weights of its own (decision.STATEMENT_WEIGHTS).
+    statement_threshold: float = 0.4
     # The prompt: byte-identical at the front of every request, so llama.cpp reuses its cache.
     system_prompt: str = (
         "You answer questions from numbered sentences quoted from the user's documents.\n"
@@ -179,6 +182,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "evidence_words": (10, 2000),
     "other_year_penalty": (0.0, 10.0),
     "answer_threshold": (0.0, 1.0),
+    "statement_threshold": (0.0, 1.0),
     "port": (1, 65535),
     "watch_delay_s": (0.05, 600.0),
 }

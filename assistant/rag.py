@@ -360,10 +360,10 @@ class Assistant:
     ) -> Answer:
         """The checked answer from the unit it rests on, or the refusal the decision made."""
         question = base.standalone_question or base.question
-        threshold = self.cfg.answer_threshold
         body, cited = _body(raw), markers_in(raw)
         marked = [u for u in base.evidence if u.n in cited]
         statement = decision.asked_type(question) == "statement" and bool(marked)
+        threshold = self.cfg.statement_threshold if statement else self.cfg.answer_threshold
         if marked and not re.search(r"\w", body):
             # A bare marker: the unit's own words answer, even where they say what is not so
             # ("Eugene is not a scientist ... does n't know how to cure the virus").
@@ -372,8 +372,8 @@ class Assistant:
             base = _replace(base, decision={"probability": 0.0, "threshold": threshold})
             return _final(base, f"{REFUSAL} {NOT_FOUND}", True, timings, started)
         if statement:
-            # What someone said, why, how: the words of the unit the model points at (or of one
-            # with more of the question's names) answer.
+            # What someone said, why, how: the words of the best-ranked unit (or of one with
+            # more of the question's names) answer; the model's pick is a feature.
             unit, features, p = decision.attribute_statement(
                 question, base.evidence, cited, sure=sure
             )

@@ -8,21 +8,24 @@ kept in the eval replies cache, so a second run replays them in about a minute. 
   the answer is right (a short RGB answer in the model's reply; for CLAPnq, the unit it rests on
   overlaps a gold sentence of a gold document), 0 otherwise and for every unanswerable question;
 - a logistic model over `decision.FEATURES` is fitted to those examples (Newton's method, a
-  little L2), with `--fit`; otherwise the weights in assistant/decision.py are scored;
+  little L2), with `--fit`, one for short answers (`WEIGHTS`) and one for statement questions,
+  answered with a unit's own words (`STATEMENT_WEIGHTS`); otherwise the weights in
+  assistant/decision.py are scored;
 - each feature's worth: in each set, the AUC of its right answers against its wrong ones
   (rgb-reject's wrong answers against rgb-noise's right ones);
 - for thresholds 0.05..0.95, the curve: refusal of unanswerable questions, false refusal of
   answerable ones, and the share of answers given that are right.
 
     python benchmarks/decision.py ../shared/eval/rgb-noise ../shared/eval/rgb-reject \
-        ../shared/eval/clapnq-dev --sample 100 --fit --answers-from ../shared/eval/rgb-noise
+        ../shared/eval/clapnq-dev --fit --answers-from ../shared/eval/rgb-noise
 
 Some "unanswerable" rgb-reject questions are answered by their noise passages after all (the
 noise for "When was GPT-3 released?" says "June of 2020"). With `--answers-from`, an unanswerable
 question whose units state the gold answer of the same question id in that set is listed and
 left out of the fit and the curve, instead of being fitted as a unit to refuse.
 
-The weights it prints go into `decision.WEIGHTS`; the curve goes into docs/EVAL.md.
+The weights it prints go into `decision.WEIGHTS` and `decision.STATEMENT_WEIGHTS`; the curves
+go into docs/EVAL.md.
 """
 
 from __future__ import annotations
@@ -55,8 +58,17 @@ def unit_states_answer(unit: dict, q) -> bool:
     return any(text in s or s in text for s in gold) if gold else True
 
 
+def statement(q) -> bool:
+    """Whether the question is answered by a unit's own words (decision.attribute_statement)."""
+    return decision.asked_type(q.question) == "statement"
+
+
 def example(q, row) -> tuple[dict[str, float], bool] | None:
-    """(features, right) for one eval row the model answered; None when it replied "not found"."""
+    """(features, right) for one eval row the model answered; None when it replied "not found".
+
+    A short answer is right when the model's reply holds a gold answer; a statement's answer,
+    or a long CLAPnq one, when the unit it rests on states it.
+    """
     record = row.get("decision") or {}
     if "unit" not in record:
         return None
@@ -64,7 +76,7 @@ def example(q, row) -> tuple[dict[str, float], bool] | None:
     short = [a for a in q.answers if is_short(a)]
     if not q.answerable:
         return features, False
-    if short:
+    if short and not statement(q):
         return features, answer_correct(row.get("raw", ""), short)
     unit = row["evidence"][int(record["unit"]) - 1]
     return features, unit_states_answer(unit, q)
@@ -146,7 +158,7 @@ def main() -> None:
         {q.id: q for q in load_set(args.answers_from).questions} if args.answers_from else {}
     )
     logging.basicConfig(level=logging.WARNING)
-    cfg = dataclasses.replace(Config.from_env(), answer_threshold=0.0)
+    cfg = dataclasses.replace(Config.from_env(), answer_threshold=0.0, statement_threshold=0.0)
     embedder = make_embedder(cfg)
     generator = replaying(cfg, load_generator(cfg))
     questions = []
@@ -164,23 +176,34 @@ def main() -> None:
                     print(f"answered by its own evidence: {q.question!r}: {stating[0]['text']!r}")
                     continue
             questions.append((eval_set.name, q, example(q, row)))
-    weights = np.array(decision.WEIGHTS, dtype=float)
-    if args.fit:
-        answered = [ex for *_, ex in questions if ex is not None]
-        x = np.array([[f[n] for n in decision.FEATURES] for f, _ in answered])
-        y = np.array([float(right) for _, right in answered])
-        weights = fit(x, y)
-        print(f"{len(y)} answers, {int(y.sum())} right")
-        print("WEIGHTS = (" + ", ".join(f"{w:.3f}" for w in weights) + ")")
-        sure = x[:, decision.FEATURES.index("confidence")]
-        print(f"UNKNOWN_CONFIDENCE = {float(np.median(sure)):.3f}")
-        print("  " + ", ".join(decision.FEATURES) + ", intercept")
-    separation(questions, weights, args.answers_from.name if args.answers_from else None)
-    for name in dict.fromkeys(s for s, *_ in questions):
-        print(f"\n{name}\nthreshold  refused_unanswerable  false_refusal  right_when_answered")
-        mine = [(q, ex) for s, q, ex in questions if s == name]
-        for t, ru, ra, right in curve(mine, weights):
-            print(f"{t:9.2f}  {ru:20.3f}  {ra:13.3f}  {right:19.3f}")
+    kinds = {
+        "short answers": ("WEIGHTS", decision.WEIGHTS, False),
+        "statements": ("STATEMENT_WEIGHTS", decision.STATEMENT_WEIGHTS, True),
+    }
+    for kind, (name, weights, quoted) in kinds.items():
+        mine = [(s, q, ex) for s, q, ex in questions if statement(q) == quoted]
+        if not mine:
+            continue
+        print(f"\n== {kind}: {len(mine)} questions")
+        weights = np.array(weights, dtype=float)
+        if args.fit:
+            answered = [ex for *_, ex in mine if ex is not None]
+            x = np.array([[f[n] for n in decision.FEATURES] for f, _ in answered])
+            y = np.array([float(right) for _, right in answered])
+            weights = fit(x, y)
+            print(f"{len(y)} answers, {int(y.sum())} right")
+            print(f"{name} = (" + ", ".join(f"{w:.3f}" for w in weights) + ")")
+            if not quoted:
+                sure = x[:, decision.FEATURES.index("confidence")]
+                print(f"UNKNOWN_CONFIDENCE = {float(np.median(sure)):.3f}")
+            print("  " + ", ".join(decision.FEATURES) + ", intercept")
+        separation(mine, weights, args.answers_from.name if args.answers_from else None)
+        for set_name in dict.fromkeys(s for s, *_ in mine):
+            print(f"\n{set_name}, {kind}")
+            print("threshold  refused_unanswerable  false_refusal  right_when_answered")
+            of_set = [(q, ex) for s, q, ex in mine if s == set_name]
+            for t, ru, ra, right in curve(of_set, weights):
+                print(f"{t:9.2f}  {ru:20.3f}  {ra:13.3f}  {right:19.3f}")
 
 
 if __name__ == "__main__":

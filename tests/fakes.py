@@ -151,8 +151,9 @@ def seeded_config(tmp_path: Path, extra: dict[str, str] | None = None, **overrid
         min_relevance=0.05,
         # The decision's weights are fitted to the real embedder's similarities; with the
         # hashing embedder every answer goes on to the grounding, and tests of the decision
-        # set their own threshold.
+        # set their own thresholds.
         answer_threshold=0.0,
+        statement_threshold=0.0,
     )
     # Converted models (the ONNX export of the embedder) are shared with every other run: one
     # export per machine, not one per test.

@@ -152,9 +152,21 @@ def test_a_statement_pick_without_the_speaker_gives_way_to_the_unit_with_him():
     q = "What did Zelensky say about a ceasefire?"
     unit, features, _ = decision.attribute_statement(q, units, [1])
     assert unit.n == 2 and features["names"] == 1.0 and features["cited"] == 0.0
-    # A pick that has the question's names stands, even where another unit ranks higher.
     unit, _, _ = decision.attribute_statement("What did Trump say?", units, [1])
     assert unit.n == 1
+
+
+def test_a_statement_is_answered_by_the_best_ranked_unit_the_models_pick_a_feature():
+    units = [
+        _unit(1, "Rubio said the US would not continue the talks for weeks and months.", 0.7),
+        _unit(2, "Rubio met European leaders in Paris on Thursday.", 0.6),
+    ]
+    q = "What did Rubio say about the talks?"
+    unit, agrees, p_agrees = decision.attribute_statement(q, units, [1])
+    other, differs, p_differs = decision.attribute_statement(q, units, [2])
+    assert unit.n == other.n == 1
+    assert agrees["cited"] == 1.0 and differs["cited"] == 0.0
+    assert p_agrees > p_differs  # the model pointing elsewhere counts against
 
 
 def test_a_heading_is_never_the_answer_to_a_statement_question():
@@ -498,11 +510,17 @@ def test_a_not_found_reply_is_a_refusal_with_a_zero_score(cfg):
     assert answer.abstained and answer.decision["probability"] == 0.0
 
 
-def test_the_threshold_is_a_setting(cfg):
+def test_the_thresholds_are_settings_one_for_short_answers_one_for_statements(cfg):
     reply = lambda m: f"Magnus Carlsen won it [{passage_number(m, 'Stavanger')}]"  # noqa: E731
     q = "Who won the Norway Chess tournament?"
+    strict = {"answer_threshold": 1.0, "statement_threshold": 0.0}
     assert not make(Config(**{**cfg.__dict__, "answer_threshold": 0.0}), reply).ask(q).abstained
-    assert make(Config(**{**cfg.__dict__, "answer_threshold": 1.0}), reply).ask(q).abstained
+    assert make(Config(**{**cfg.__dict__, **strict}), reply).ask(q).abstained
+    point = lambda m: f"[{passage_number(m, 'Stavanger')}]"  # noqa: E731
+    why = "Why did Magnus Carlsen win the Norway Chess tournament?"
+    assert not make(Config(**{**cfg.__dict__, **strict}), point).ask(why).abstained
+    answer = make(Config(**{**cfg.__dict__, "statement_threshold": 1.0}), point).ask(why)
+    assert answer.abstained and answer.decision["threshold"] == 1.0
 
 
 def test_a_quote_whose_speaker_is_named_just_before_takes_that_sentence_along():

@@ -58,6 +58,7 @@ ANSWER_FIELDS = (
     "evidence_words",
     "other_year_penalty",
     "answer_threshold",
+    "statement_threshold",
     "system_prompt",
     "point_request",
     "generator",
