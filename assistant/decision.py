@@ -284,7 +284,8 @@ def attribute_statement(
     another holds more of the question's names (another speaker's words), the best-ranked of
     those then. The unit the model points at is a feature (`cited`: the model agrees), not the
     pick: on CLAPnq's statement questions the best-ranked unit states the answer more often
-    (docs/EVAL.md).
+    (docs/EVAL.md). A unit that lacks one of the question's names is not about what it asks
+    ("Did Putin attend the Paris meeting?": a sentence on the Paris meeting without Putin).
     """
     best_similarity = max(u.similarity for u in units)
     rated = {u.n: unit_features(question, u.text, u, cited, best_similarity, sure) for u in units}
@@ -292,7 +293,8 @@ def attribute_statement(
     named = [u for u in units if rated[u.n]["names"] > rated[unit.n]["names"]]
     if named:
         unit = max(named, key=lambda u: (rated[u.n]["names"], u.score))
-    return unit, rated[unit.n], probability(rated[unit.n], weights)
+    features = rated[unit.n]
+    return unit, features, probability(features, weights) if features["names"] == 1.0 else 0.0
 
 
 def complete_date(

@@ -167,6 +167,9 @@ def test_a_statement_is_answered_by_the_best_ranked_unit_the_models_pick_a_featu
     assert unit.n == other.n == 1
     assert agrees["cited"] == 1.0 and differs["cited"] == 0.0
     assert p_agrees > p_differs  # the model pointing elsewhere counts against
+    # A sentence that lacks a name the question asks about does not answer it.
+    unit, features, p = decision.attribute_statement("Did Putin attend the talks?", units, [1])
+    assert features["names"] == 0.0 and p == 0.0
 
 
 def test_a_heading_is_never_the_answer_to_a_statement_question():
