@@ -324,7 +324,7 @@ class Assistant:
         # on and decides whether to give it (decision.py).
         # A statement (what someone said, why, how) is answered by a unit's own words: the
         # model is asked to point at it.
-        statement = decision.asked_type(standalone) == "statement"
+        statement = _asks(standalone, hits) == "statement"
         request = self.cfg.point_request if statement else ""
         messages = evidence_messages(standalone, units, self.cfg.system_prompt, request)
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
@@ -362,7 +362,7 @@ class Assistant:
         question = base.standalone_question or base.question
         body, cited = _body(raw), markers_in(raw)
         marked = [u for u in base.evidence if u.n in cited]
-        statement = decision.asked_type(question) == "statement" and bool(marked)
+        statement = _asks(question, base.passages) == "statement" and bool(marked)
         threshold = self.cfg.statement_threshold if statement else self.cfg.answer_threshold
         if marked and not re.search(r"\w", body):
             # A bare marker: the unit's own words answer, even where they say what is not so
@@ -446,6 +446,13 @@ def _close(question: str, hits: Sequence[Hit], min_relevance: float) -> bool:
         return True
     terms = key_terms(cased(question, [h.chunk.text for h in hits]))
     return bool(terms) and any(holds_all(terms, h.chunk.text) for h in hits)
+
+
+def _asks(question: str, hits: Sequence[Hit]) -> str:
+    """The kind of answer the question asks for (decision.asked_type), its names read as the
+    passages capitalise them: "who is steve witkoff" asks who someone is, as "Who is Steve
+    Witkoff?" does, not for a name."""
+    return decision.asked_type(cased(question, [h.chunk.text for h in hits]))
 
 
 def _refuses(body: str) -> bool:

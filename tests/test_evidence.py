@@ -380,6 +380,13 @@ def test_a_question_typed_in_lower_case_gets_its_names_as_the_documents_write_th
     assert cased("who is zelda?", texts) == "Who is zelda?"
 
 
+def test_who_someone_is_typed_in_lower_case_is_answered_with_what_the_documents_say(cfg):
+    a = make(cfg, lambda m: f"Hikaru Nakamura [{passage_number(m, 'Nakamura')}]")
+    answer = a.ask("who is hikaru nakamura")
+    assert cfg.point_request in a.generator.prompts[0][-1]["content"]  # not asked for a name
+    assert not answer.abstained and "He beat Hikaru Nakamura in the last round" in answer.text
+
+
 @pytest.mark.cfg(
     {
         "cure.md": "# The Walking Dead\n\nIt is revealed that Eugene is not a scientist, but a "

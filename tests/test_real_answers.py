@@ -56,6 +56,8 @@ def test_factual_question_gets_a_supported_citation(assistant):
         ("Who is Steve Witkoff?", "special envoy"),  # who someone is, not their name again
         ("What happened in Paris?", "Paris"),  # far from every passage's vector, named in one
         ("what happened in paris", "Paris"),  # typed in lower case
+        ("did rubio meet european leaders in paris?", "Paris"),
+        ("who is steve witkoff", "special envoy"),
         ("What did Zelensky say about a ceasefire without security guarantees?", "dangerous"),
     ],
 )
