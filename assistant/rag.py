@@ -299,7 +299,10 @@ class Assistant:
             msg = self.index_error or "There are no documents in the index yet."
             yield _final(base, f"{REFUSAL} {msg}", True, timings, started)
             return
-        if not _close(standalone, hits, self.cfg.min_relevance):
+        # Its names as the passages write them, for a question typed in lower case ("what
+        # happened in paris", "who is steve witkoff"): the gate and its kind read names there.
+        named = cased(standalone, [h.chunk.text for h in hits])
+        if not _close(named, hits, self.cfg.min_relevance):
             yield _final(base, f"{REFUSAL} {NOT_CLOSE}", True, timings, started)
             return
         if self.generator is None:
@@ -324,7 +327,7 @@ class Assistant:
         # on and decides whether to give it (decision.py).
         # A statement (what someone said, why, how) is answered by a unit's own words: the
         # model is asked to point at it.
-        statement = _asks(standalone, hits) == "statement"
+        statement = decision.asked_type(named) == "statement"
         request = self.cfg.point_request if statement else ""
         messages = evidence_messages(standalone, units, self.cfg.system_prompt, request)
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
@@ -353,16 +356,22 @@ class Assistant:
             reply = "[" + "".join(pointed)
             if any(u.n in markers_in(reply) for u in units):
                 text, pieces = reply, pointed
-        yield self._finish(base, text, timings, started, decision.confidence(pieces))
+        yield self._finish(base, text, timings, started, statement, decision.confidence(pieces))
 
     def _finish(
-        self, base: Answer, raw: str, timings: dict, started: float, sure: float | None = None
+        self,
+        base: Answer,
+        raw: str,
+        timings: dict,
+        started: float,
+        asks_statement: bool,
+        sure: float | None = None,
     ) -> Answer:
         """The checked answer from the unit it rests on, or the refusal the decision made."""
         question = base.standalone_question or base.question
         body, cited = _body(raw), markers_in(raw)
         marked = [u for u in base.evidence if u.n in cited]
-        statement = _asks(question, base.passages) == "statement" and bool(marked)
+        statement = asks_statement and bool(marked)
         threshold = self.cfg.statement_threshold if statement else self.cfg.answer_threshold
         if marked and not re.search(r"\w", body):
             # A bare marker: the unit's own words answer, even where they say what is not so
@@ -440,19 +449,12 @@ def _close(question: str, hits: Sequence[Hit], min_relevance: float) -> bool:
     """Whether the passages are about the question at all: one is at least min_relevance
     similar to it, or one holds every name and number the question has. A short question
     dilutes its own vector ("What happened in Paris?": 0.11 to the passage that tells it);
-    the name it asks about, found in a passage, says that passage is about it. Names typed in
-    lower case ("what happened in paris") count where the passages capitalise them."""
+    the name it asks about, found in a passage, says that passage is about it. The question
+    comes with its names written as the passages write them (citations.cased)."""
     if max(h.similarity for h in hits) >= min_relevance:
         return True
-    terms = key_terms(cased(question, [h.chunk.text for h in hits]))
+    terms = key_terms(question)
     return bool(terms) and any(holds_all(terms, h.chunk.text) for h in hits)
-
-
-def _asks(question: str, hits: Sequence[Hit]) -> str:
-    """The kind of answer the question asks for (decision.asked_type), its names read as the
-    passages capitalise them: "who is steve witkoff" asks who someone is, as "Who is Steve
-    Witkoff?" does, not for a name."""
-    return decision.asked_type(cased(question, [h.chunk.text for h in hits]))
 
 
 def _refuses(body: str) -> bool:
