@@ -128,7 +128,8 @@ def is_refusal(text: str) -> bool:
 
 
 def _content(text: str) -> set[str]:
-    return set(keywords(MARKER.sub(" ", text)))
+    words = set(keywords(MARKER.sub(" ", text)))
+    return words | {f for w in words for f in _MONTH_FORMS.get(w, ())}
 
 
 def _numbers(text: str) -> set[str]:
@@ -191,10 +192,23 @@ def key_terms(text: str) -> set[str]:
 
 
 def _words(text: str) -> set[str]:
-    """The plain words of text, its numbers, and the numbers its number words name."""
+    """The plain words of text, its numbers, the numbers its number words name, and each
+    month both written out and abbreviated ("Nov. 15" holds "November")."""
     text = MARKER.sub(" ", text)
     words = {_plain_word(w) for w in re.findall(r"[\w’'.-]+", text)}
-    return words | _numbers(text) | {n for w in words if (n := _number_named(w))}
+    months = {f for w in words for f in _MONTH_FORMS.get(w, ())}
+    return words | months | _numbers(text) | {n for w in words if (n := _number_named(w))}
+
+
+_MONTH_NAMES = (
+    "january february march april may june july august september october november december"
+).split()
+# A month's written-out name and its abbreviations name the same month.
+_MONTH_FORMS = {
+    form: (name, name[:3])
+    for name in _MONTH_NAMES
+    for form in {name, name[:3], *(("sept",) if name == "september" else ())}
+}
 
 
 _SMALL = (

@@ -117,6 +117,33 @@ def complete(answer: str, texts: Sequence[str]) -> tuple[str, int] | None:
     return answer[: short.start] + best.text.strip(" .,") + answer[short.end :], index
 
 
+def year_from(answer: str, dateline: str) -> str | None:
+    """The answer with its one month-and-day date ("Nov. 15") given the year that puts it
+    nearest the dateline it was written on ("Nov 12, 2020" -> "Nov. 15, 2020"), or None.
+
+    News writes "premieres Nov. 15" for the coming one and "launched on April 29" for the last;
+    a date more than four months from the dateline either way is left as it is (its year would
+    be a guess).
+
+    >>> year_from("December 20", "Jan 5, 2021"), year_from("May 1", "Nov 12, 2020")
+    ('December 20, 2020', None)
+    """
+    found, line = find(answer), find(dateline)
+    if len(found) != 1 or len(line) != 1:
+        return None
+    short, (month, day, year) = found[0], line[0].parts
+    if month is None or day is None or year is None:
+        return None
+    if short.month is None or short.day is None or short.year is not None:
+        return None
+    here = year * 12 + month + day / 31  # in months
+    off = {y: abs(y * 12 + short.month + short.day / 31 - here) for y in (year - 1, year, year + 1)}
+    best = min(off, key=off.__getitem__)
+    if off[best] > 4:
+        return None
+    return f"{answer[: short.end].rstrip(' .,')}, {best}{answer[short.end :]}"
+
+
 def as_written(answer: str, texts: Sequence[str]) -> str:
     """The answer with each date in digits ("27/10/2017") written as the texts write it
     ("October 27, 2017"), where exactly one whole date written in them reads the same (as day

@@ -304,7 +304,7 @@ def complete_date(
 
     "Nov. 12" becomes "November 12, 2020" when a unit holding every name and number of the
     question states that date in full, and no such unit states another; the answer then rests
-    on that unit.
+    on that unit. Else a month and day take the year of the unit's dateline (dates.year_from).
     """
     if asked_type(question) not in ("date", ""):  # "2015" may answer "how many", not "when"
         return answer, unit
@@ -313,6 +313,7 @@ def complete_date(
         u for u in units if u is not unit and holds_all(terms, f"{u.title} {u.date} {u.text}")
     ]
     done = dates.complete(answer, [u.text for u in about])
-    if done is None:
-        return answer, unit
-    return done[0], about[done[1]]
+    if done is not None:
+        return done[0], about[done[1]]
+    # No unit states it in full: the year is that of the date the unit's passage speaks from.
+    return dates.year_from(answer, unit.date) or answer, unit

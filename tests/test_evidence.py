@@ -484,6 +484,33 @@ def test_an_answer_with_a_partial_date_gets_the_full_date_its_evidence_states(cf
 
 @pytest.mark.cfg(
     {
+        "crown.md": "# Search result snippet\n\nNov 12, 2020 ... The fourth season of The Crown, "
+        "with Olivia Colman as the Queen, premieres Nov. 15 on Netflix."
+    }
+)
+def test_a_month_written_out_is_found_abbreviated_and_takes_the_datelines_year(cfg):
+    reply = lambda m: f"November 15 [{passage_number(m, 'Nov. 15')}]"  # noqa: E731
+    cfg = Config(**{**cfg.__dict__, "answer_threshold": 0.0})
+    answer = make(cfg, reply).ask("When does the fourth season of The Crown premiere?")
+    # "November" is the "Nov." of the passage, not an invention; the year is its dateline's.
+    assert not answer.abstained and answer.text.startswith("November 15, 2020")
+    assert answer.decision["support"] == 1.0
+
+
+def test_a_month_and_day_take_the_year_nearest_the_dateline_within_four_months():
+    assert dates.year_from("Nov. 15 [4]", "Nov 12, 2020") == "Nov. 15, 2020 [4]"
+    assert dates.year_from("launched on April 29", "Jun 16, 2015") == "launched on April 29, 2015"
+    assert dates.year_from("Jan 3", "Dec 20, 2020") == "Jan 3, 2021"  # the coming January
+    assert dates.year_from("July 4", "Jan 1, 2020") is None  # six months off: either year
+    assert dates.year_from("November 15, 2019", "Nov 12, 2020") is None  # it has a year
+    assert dates.year_from("November 15", "2020") is None  # a dateline without its day
+    assert dates.year_from("November 15", "") is None
+    assert citations.holds_all({"november", "15"}, "premieres Nov. 15 on Netflix")
+    assert citations.holds_all({"sep", "9"}, "on September 9")
+
+
+@pytest.mark.cfg(
+    {
         "game.md": "# Odyssey\n\nNintendo said Super Mario Odyssey came out on the Switch on "
         "October 27, 2017. Critics praised the game's open levels."
     }
