@@ -42,6 +42,7 @@ _DATE = re.compile(
 )
 # A date in digits, day and month in either order: "27/10/2017", "6/19/2020", "1.12.2017".
 _NUMERIC = re.compile(rf"\b(\d{{1,2}})([/.])(\d{{1,2}})\2({YEAR})\b")
+_ISO = re.compile(rf"({YEAR})-(\d\d)-(\d\d)")  # a document's date from its metadata
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
@@ -119,7 +120,8 @@ def complete(answer: str, texts: Sequence[str]) -> tuple[str, int] | None:
 
 def year_from(answer: str, dateline: str) -> str | None:
     """The answer with its one month-and-day date ("Nov. 15") given the year that puts it
-    nearest the dateline it was written on ("Nov 12, 2020" -> "Nov. 15, 2020"), or None.
+    nearest the dateline it was written on ("Nov 12, 2020" or "2020-11-12" -> "Nov. 15,
+    2020"), or None.
 
     News writes "premieres Nov. 15" for the coming one and "launched on April 29" for the last;
     a date more than four months from the dateline either way is left as it is (its year would
@@ -129,9 +131,13 @@ def year_from(answer: str, dateline: str) -> str | None:
     ('December 20, 2020', None)
     """
     found, line = find(answer), find(dateline)
-    if len(found) != 1 or len(line) != 1:
+    iso = _ISO.fullmatch(dateline.strip())
+    if len(found) != 1 or (len(line) != 1 and not iso):
         return None
-    short, (month, day, year) = found[0], line[0].parts
+    short = found[0]
+    month, day, year = line[0].parts if not iso else (None, None, None)
+    if iso:
+        year, month, day = (int(part) for part in iso.groups())
     if month is None or day is None or year is None:
         return None
     if short.month is None or short.day is None or short.year is not None:

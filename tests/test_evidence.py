@@ -501,6 +501,7 @@ def test_a_month_and_day_take_the_year_nearest_the_dateline_within_four_months()
     assert dates.year_from("Nov. 15 [4]", "Nov 12, 2020") == "Nov. 15, 2020 [4]"
     assert dates.year_from("launched on April 29", "Jun 16, 2015") == "launched on April 29, 2015"
     assert dates.year_from("Jan 3", "Dec 20, 2020") == "Jan 3, 2021"  # the coming January
+    assert dates.year_from("March 15", "2025-03-02") == "March 15, 2025"  # a metadata date
     assert dates.year_from("July 4", "Jan 1, 2020") is None  # six months off: either year
     assert dates.year_from("November 15, 2019", "Nov 12, 2020") is None  # it has a year
     assert dates.year_from("November 15", "2020") is None  # a dateline without its day
