@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .dates import MONTH_NAMES
 from .retrieval import STOPWORDS, keywords
 from .schema import Citation, Hit, Sentence
 
@@ -128,8 +129,7 @@ def is_refusal(text: str) -> bool:
 
 
 def _content(text: str) -> set[str]:
-    words = set(keywords(MARKER.sub(" ", text)))
-    return words | {f for w in words for f in _MONTH_FORMS.get(w, ())}
+    return _with_months(set(keywords(MARKER.sub(" ", text))))
 
 
 def _numbers(text: str) -> set[str]:
@@ -195,20 +195,18 @@ def _words(text: str) -> set[str]:
     """The plain words of text, its numbers, the numbers its number words name, and each
     month both written out and abbreviated ("Nov. 15" holds "November")."""
     text = MARKER.sub(" ", text)
-    words = {_plain_word(w) for w in re.findall(r"[\w’'.-]+", text)}
-    months = {f for w in words for f in _MONTH_FORMS.get(w, ())}
-    return words | months | _numbers(text) | {n for w in words if (n := _number_named(w))}
+    words = _with_months({_plain_word(w) for w in re.findall(r"[\w’'.-]+", text)})
+    return words | _numbers(text) | {n for w in words if (n := _number_named(w))}
 
 
-_MONTH_NAMES = (
-    "january february march april may june july august september october november december"
-).split()
 # A month's written-out name and its abbreviations name the same month.
-_MONTH_FORMS = {
-    form: (name, name[:3])
-    for name in _MONTH_NAMES
-    for form in {name, name[:3], *(("sept",) if name == "september" else ())}
-}
+_MONTH_FORMS = {form: (name, name[:3]) for name in MONTH_NAMES for form in (name, name[:3])}
+_MONTH_FORMS["sept"] = _MONTH_FORMS["september"]
+
+
+def _with_months(words: set[str]) -> set[str]:
+    """The words, each month among them both written out and abbreviated."""
+    return words | {form for w in words for form in _MONTH_FORMS.get(w, ())}
 
 
 _SMALL = (

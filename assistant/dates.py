@@ -43,7 +43,10 @@ _DATE = re.compile(
 # A date in digits, day and month in either order: "27/10/2017", "6/19/2020", "1.12.2017".
 _NUMERIC = re.compile(rf"\b(\d{{1,2}})([/.])(\d{{1,2}})\2({YEAR})\b")
 _ISO = re.compile(rf"({YEAR})-(\d\d)-(\d\d)")  # a document's date from its metadata
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+MONTH_NAMES = (
+    "january february march april may june july august september october november december"
+).split()
+_MONTHS = tuple(name[:3] for name in MONTH_NAMES)
 
 
 @dataclass(frozen=True)
@@ -130,16 +133,10 @@ def year_from(answer: str, dateline: str) -> str | None:
     >>> year_from("December 20", "Jan 5, 2021"), year_from("May 1", "Nov 12, 2020")
     ('December 20, 2020', None)
     """
-    found, line = find(answer), find(dateline)
-    iso = _ISO.fullmatch(dateline.strip())
-    if len(found) != 1 or (len(line) != 1 and not iso):
+    found, at = find(answer), _day_of(dateline)
+    if len(found) != 1 or at is None:
         return None
-    short = found[0]
-    month, day, year = line[0].parts if not iso else (None, None, None)
-    if iso:
-        year, month, day = (int(part) for part in iso.groups())
-    if month is None or day is None or year is None:
-        return None
+    short, (year, month, day) = found[0], at
     if short.month is None or short.day is None or short.year is not None:
         return None
     here = year * 12 + month + day / 31  # in months
@@ -148,6 +145,18 @@ def year_from(answer: str, dateline: str) -> str | None:
     if off[best] > 4:
         return None
     return f"{answer[: short.end].rstrip(' .,')}, {best}{answer[short.end :]}"
+
+
+def _day_of(dateline: str) -> tuple[int, int, int] | None:
+    """(year, month, day) of a dateline that is one whole date: "Nov 12, 2020", "2020-11-12"."""
+    iso = _ISO.fullmatch(dateline.strip())
+    if iso:
+        return int(iso[1]), int(iso[2]), int(iso[3])
+    found = find(dateline)
+    date = found[0] if len(found) == 1 else None
+    if date is None or date.month is None or date.day is None or date.year is None:
+        return None
+    return date.year, date.month, date.day
 
 
 def as_written(answer: str, texts: Sequence[str]) -> str:
