@@ -89,6 +89,12 @@ class Config:
     # The same for a statement's answer, a unit's own words (what someone said, why, how),
     # whose probability has weights of its own (decision.STATEMENT_WEIGHTS).
     statement_threshold: float = 0.4
+    # A short answer needs an evidence unit at least this close to the question (cosine):
+    # with none, the documents talk around the question ("Which country will lead the
+    # contingent?" answered "Ukraine" from a sentence naming the contingent). No right answer
+    # of the dev sets had its closest unit below 0.46 (docs/EVAL.md). Not for statements, whose
+    # answer is a quoted sentence; 0 turns it off.
+    min_answer_similarity: float = 0.45
     # The prompt: byte-identical at the front of every request, so llama.cpp reuses its cache.
     system_prompt: str = (
         "You answer questions from numbered sentences quoted from the user's documents.\n"
@@ -183,6 +189,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "other_year_penalty": (0.0, 10.0),
     "answer_threshold": (0.0, 1.0),
     "statement_threshold": (0.0, 1.0),
+    "min_answer_similarity": (-1.0, 1.0),
     "port": (1, 65535),
     "watch_delay_s": (0.05, 600.0),
 }

@@ -114,6 +114,7 @@ NO_EVIDENCE = "No sentence of the closest passages bears on the question."
 NOT_FOUND = "The model found no answer in the closest passages."
 NOT_SUPPORTED = "The answer the model wrote is not clearly supported by the closest passages."
 INVENTED = "What the model wrote is not in the passages."
+FAR = "No sentence of the closest passages is close enough to the question to answer it."
 # Why a sentence of the model's reply was left out of the answer, in words.
 UNSUPPORTED = "no passage states it: a name, number or date in it is not there"
 NOT_SHOWN = "it cites a passage the model was not given"
@@ -395,6 +396,10 @@ class Assistant:
         base = _replace(base, decision={**record, **{k: round(v, 4) for k, v in features.items()}})
         if p < threshold:
             return _final(base, f"{REFUSAL} {NOT_SUPPORTED}", True, timings, started)
+        if not statement and features["best_similarity"] < self.cfg.min_answer_similarity:
+            # The sentences talk around the question: a few words taken from them would be a
+            # guess ("Ukraine" for which country will lead the contingent).
+            return _final(base, f"{REFUSAL} {FAR}", True, timings, started)
         if statement:
             # The unit's own words, quoted whole and cited once: nothing in them to check.
             kept = [_quoted(unit)]

@@ -14,7 +14,8 @@ kept in the eval replies cache, so a second run replays them in about a minute. 
 - each feature's worth: in each set, the AUC of its right answers against its wrong ones
   (rgb-reject's wrong answers against rgb-noise's right ones);
 - for thresholds 0.05..0.95, the curve: refusal of unanswerable questions, false refusal of
-  answerable ones, and the share of answers given that are right.
+  answerable ones, and the share of answers given that are right (a short answer whose
+  closest unit is below `min_answer_similarity` counts as refused at every threshold).
 
     python benchmarks/decision.py ../shared/eval/rgb-noise ../shared/eval/rgb-reject \
         ../shared/eval/clapnq-dev --fit --answers-from ../shared/eval/rgb-noise
@@ -96,13 +97,21 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> np.nd
     return w
 
 
-def curve(questions, weights) -> list[tuple[float, float, float, float]]:
-    """(threshold, refusal of unanswerable, false refusal of answerable, right when answered)."""
+def curve(questions, weights, closest: float) -> list[tuple[float, float, float, float]]:
+    """(threshold, refusal of unanswerable, false refusal of answerable, right when answered).
+
+    An answer whose closest unit is less similar to the question than `closest` is refused
+    whatever its probability (`Config.min_answer_similarity`, short answers only).
+    """
     out = []
     for t in [i / 20 for i in range(1, 20)]:
         refused_u, refused_a, right, n_u, n_a = 0, 0, 0, 0, 0
         for q, ex in questions:
-            answered = ex is not None and decision.probability(ex[0], weights) >= t
+            answered = (
+                ex is not None
+                and decision.probability(ex[0], weights) >= t
+                and ex[0]["best_similarity"] >= closest
+            )
             if q.answerable:
                 n_a += 1
                 refused_a += not answered
@@ -202,7 +211,8 @@ def main() -> None:
             print(f"\n{set_name}, {kind}")
             print("threshold  refused_unanswerable  false_refusal  right_when_answered")
             of_set = [(q, ex) for s, q, ex in mine if s == set_name]
-            for t, ru, ra, right in curve(of_set, weights):
+            closest = 0.0 if quoted else cfg.min_answer_similarity
+            for t, ru, ra, right in curve(of_set, weights, closest):
                 print(f"{t:9.2f}  {ru:20.3f}  {ra:13.3f}  {right:19.3f}")
 
 

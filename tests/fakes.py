@@ -149,11 +149,12 @@ def seeded_config(tmp_path: Path, extra: dict[str, str] | None = None, **overrid
         chunk_tokens=120,
         chunk_overlap=10,
         min_relevance=0.05,
-        # The decision's weights are fitted to the real embedder's similarities; with the
-        # hashing embedder every answer goes on to the grounding, and tests of the decision
-        # set their own thresholds.
+        # The decision's weights and the closeness an answer needs are fitted to the real
+        # embedder's similarities; with the hashing embedder every answer goes on to the
+        # grounding, and tests of the decision set their own thresholds.
         answer_threshold=0.0,
         statement_threshold=0.0,
+        min_answer_similarity=0.0,
     )
     # Converted models (the ONNX export of the embedder) are shared with every other run: one
     # export per machine, not one per test.

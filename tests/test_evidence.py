@@ -7,7 +7,7 @@ import math
 import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, passage_number
 
-from assistant import citations, dates, decision, evidence
+from assistant import citations, dates, decision, evidence, rag
 from assistant.citations import cased, evidence_messages
 from assistant.config import Config
 from assistant.generation import Token
@@ -559,6 +559,25 @@ def test_the_thresholds_are_settings_one_for_short_answers_one_for_statements(cf
     assert not make(Config(**{**cfg.__dict__, **strict}), point).ask(why).abstained
     answer = make(Config(**{**cfg.__dict__, "statement_threshold": 1.0}), point).ask(why)
     assert answer.abstained and answer.decision["threshold"] == 1.0
+
+
+def test_a_short_answer_needs_a_unit_close_enough_to_the_question(cfg):
+    reply = lambda m: f"Magnus Carlsen [{passage_number(m, 'Stavanger')}]"  # noqa: E731
+    q = "Who won the Norway Chess tournament?"
+    answered = make(cfg, reply).ask(q)
+    closest = answered.decision["best_similarity"]
+    assert not answered.abstained and "Magnus Carlsen" in answered.text
+    # Just above the closest unit's cosine: the sentences talk around the question.
+    far = Config(**{**cfg.__dict__, "min_answer_similarity": closest + 0.01})
+    refused = make(far, reply).ask(q)
+    assert refused.abstained and rag.FAR in refused.text
+    assert refused.decision["best_similarity"] == closest  # the decision is still shown
+    near = Config(**{**cfg.__dict__, "min_answer_similarity": closest - 0.01})
+    assert not make(near, reply).ask(q).abstained
+    # A statement's answer is a quoted sentence the person reads: no floor.
+    point = lambda m: f"[{passage_number(m, 'Stavanger')}]"  # noqa: E731
+    why = "Why did Magnus Carlsen win the Norway Chess tournament?"
+    assert not make(far, point).ask(why).abstained
 
 
 def test_a_quote_whose_speaker_is_named_just_before_takes_that_sentence_along():

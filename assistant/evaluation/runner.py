@@ -59,6 +59,7 @@ ANSWER_FIELDS = (
     "other_year_penalty",
     "answer_threshold",
     "statement_threshold",
+    "min_answer_similarity",
     "system_prompt",
     "point_request",
     "generator",
