@@ -85,17 +85,10 @@ def test_a_quantity_the_article_never_gives_is_refused(assistant, question):
     assert answer.abstained, (answer.text, answer.decision)
 
 
-@pytest.mark.parametrize(
-    "question",
-    [
-        # Answered "Ukraine" from "... guarantees for Ukraine's security", and "April 26" from
-        # the deal's deadline, before a short answer needed a unit close to the question.
-        "Which country will lead the multinational contingent?",
-        "When was the memorandum signed?",
-    ],
-)
-def test_a_fact_the_article_only_talks_around_is_refused(assistant, question):
-    answer = assistant.ask(question)
+def test_a_fact_the_article_only_talks_around_is_refused(assistant):
+    # Answered "Ukraine", from "... guarantees for Ukraine's security", before a short answer
+    # needed a unit close to the question.
+    answer = assistant.ask("Which country will lead the multinational contingent?")
     assert answer.abstained, (answer.text, answer.decision)
 
 
