@@ -195,6 +195,7 @@ def main() -> None:
             continue
         print(f"\n== {kind}: {len(mine)} questions")
         weights = np.array(weights, dtype=float)
+        closest = -1.0 if quoted else cfg.min_answer_similarity  # statements have no floor
         if args.fit:
             answered = [ex for *_, ex in mine if ex is not None]
             x = np.array([[f[n] for n in decision.FEATURES] for f, _ in answered])
@@ -211,7 +212,6 @@ def main() -> None:
             print(f"\n{set_name}, {kind}")
             print("threshold  refused_unanswerable  false_refusal  right_when_answered")
             of_set = [(q, ex) for s, q, ex in mine if s == set_name]
-            closest = 0.0 if quoted else cfg.min_answer_similarity
             for t, ru, ra, right in curve(of_set, weights, closest):
                 print(f"{t:9.2f}  {ru:20.3f}  {ra:13.3f}  {right:19.3f}")
 

@@ -154,7 +154,7 @@ def seeded_config(tmp_path: Path, extra: dict[str, str] | None = None, **overrid
         # grounding, and tests of the decision set their own thresholds.
         answer_threshold=0.0,
         statement_threshold=0.0,
-        min_answer_similarity=0.0,
+        min_answer_similarity=-1.0,
     )
     # Converted models (the ONNX export of the embedder) are shared with every other run: one
     # export per machine, not one per test.
