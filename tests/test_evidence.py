@@ -482,18 +482,46 @@ def test_an_answer_with_a_partial_date_gets_the_full_date_its_evidence_states(cf
     assert "November 12, 2020" in c.quote
 
 
-@pytest.mark.cfg(
-    {
-        "crown.md": "# Search result snippet\n\nNov 12, 2020 ... The fourth season of The Crown, "
-        "with Olivia Colman as the Queen, premieres Nov. 15 on Netflix."
-    }
+@pytest.mark.parametrize(
+    "reply, needle, question, expected",
+    [
+        # "November" is the "Nov." of the passage, not an invention; the year is its dateline's.
+        pytest.param(
+            "November 15",
+            "Nov. 15",
+            "When does the fourth season of The Crown premiere?",
+            "November 15, 2020",
+            marks=pytest.mark.cfg(
+                {
+                    "crown.md": "# Search result snippet\n\nNov 12, 2020 ... The fourth season "
+                    "of The Crown, with Olivia Colman as the Queen, premieres Nov. 15 on Netflix."
+                }
+            ),
+            id="month-abbreviated-dateline-year",
+        ),
+        # A date in digits reads two ways; the answer takes the form the evidence writes.
+        pytest.param(
+            "27/10/2017",
+            "October 27",
+            "When did Super Mario Odyssey come out on the Switch?",
+            "October 27, 2017",
+            marks=pytest.mark.cfg(
+                {
+                    "game.md": "# Odyssey\n\nNintendo said Super Mario Odyssey came out on the "
+                    "Switch on October 27, 2017. Critics praised the game's open levels."
+                }
+            ),
+            id="date-in-digits",
+        ),
+    ],
 )
-def test_a_month_written_out_is_found_abbreviated_and_takes_the_datelines_year(cfg):
-    reply = lambda m: f"November 15 [{passage_number(m, 'Nov. 15')}]"  # noqa: E731
+def test_a_date_written_otherwise_than_the_evidence_rests_on_the_unit_that_writes_it(
+    cfg, reply, needle, question, expected
+):
+    script = lambda m: f"{reply} [{passage_number(m, needle)}]"  # noqa: E731
     cfg = Config(**{**cfg.__dict__, "answer_threshold": 0.0})
-    answer = make(cfg, reply).ask("When does the fourth season of The Crown premiere?")
-    # "November" is the "Nov." of the passage, not an invention; the year is its dateline's.
-    assert not answer.abstained and answer.text.startswith("November 15, 2020")
+    answer = make(cfg, script).ask(question)
+    assert not answer.abstained and answer.text.startswith(expected)
     assert answer.decision["support"] == 1.0
 
 
@@ -508,20 +536,6 @@ def test_a_month_and_day_take_the_year_nearest_the_dateline_within_four_months()
     assert dates.year_from("November 15", "") is None
     assert citations.holds_all({"november", "15"}, "premieres Nov. 15 on Netflix")
     assert citations.holds_all({"sep", "9"}, "on September 9")
-
-
-@pytest.mark.cfg(
-    {
-        "game.md": "# Odyssey\n\nNintendo said Super Mario Odyssey came out on the Switch on "
-        "October 27, 2017. Critics praised the game's open levels."
-    }
-)
-def test_an_answer_with_a_date_in_digits_rests_on_the_unit_that_writes_it(cfg):
-    reply = lambda m: f"27/10/2017 [{passage_number(m, 'October 27')}]"  # noqa: E731
-    cfg = Config(**{**cfg.__dict__, "answer_threshold": 0.0})
-    answer = make(cfg, reply).ask("When did Super Mario Odyssey come out on the Switch?")
-    assert not answer.abstained and answer.text.startswith("October 27, 2017")
-    assert answer.decision["support"] == 1.0
 
 
 def test_the_models_confidence_is_read_from_the_answer_tokens_before_the_marker():
