@@ -374,11 +374,17 @@ class Assistant:
         marked = [u for u in base.evidence if u.n in cited]
         statement = asks_statement and bool(marked)
         threshold = self.cfg.statement_threshold if statement else self.cfg.answer_threshold
-        if marked and not re.search(r"\w", body):
-            # A bare marker: the unit's own words answer, even where they say what is not so
-            # ("Eugene is not a scientist ... does n't know how to cure the virus").
-            body = " ".join(marked[0].text.split())
-        elif not re.search(r"\w", body) or _refuses(body):
+        restated = not statement and not decision.answer_terms(body, question)
+        if marked and (not re.search(r"\w", body) or (restated and not _refuses(body))):
+            # A bare marker, or an answer that only restates the question ("Marco Rubio [1]"
+            # for "What is Marco Rubio's position?"): the model pointed, and the unit's own
+            # words answer, even where they say what is not so ("Eugene is not a scientist
+            # ... does n't know how to cure the virus"). A heading states nothing: never that.
+            stating = [u for u in marked if not decision.HEADING.match(u.text)]
+            body = " ".join(stating[0].text.split()) if stating else ""
+        elif _refuses(body):
+            body = ""
+        if not re.search(r"\w", body):
             base = _replace(base, decision={"probability": 0.0, "threshold": threshold})
             return _final(base, f"{REFUSAL} {NOT_FOUND}", True, timings, started)
         if statement:
@@ -487,8 +493,11 @@ def _why_dropped(sentence: Sentence, sources: set[int]) -> str:
 
 
 def _body(reply: str) -> str:
-    """The model's answer without its markers (and a stray "Answer:" label)."""
-    text = re.sub(r"^\s*(?:Answer:)?\s*", "", reply)
+    """The model's answer without its markers, and without the labels of a reply that repeats
+    the question first ("Question: ...\nAnswer: ...\nSentence: [1]")."""
+    text = re.sub(r"^\s*Question:[^\n]*\n", "", reply)
+    text = re.sub(r"^\s*(?:Answer:)?\s*", "", text)
+    text = re.sub(r"\n\s*Sentence:", " ", text)
     return re.sub(r"\s+([.,;!?])", r"\1", " ".join(MARKER.sub(" ", text).split()))
 
 

@@ -339,6 +339,45 @@ def test_a_bare_marker_becomes_an_answer_quoting_that_unit(cfg):
     assert c.quote in answer.passages[c.n - 1].chunk.text
 
 
+def test_an_answer_that_only_restates_the_question_quotes_the_unit_it_cites(cfg):
+    # "Marco Rubio [1]" to "What is Marco Rubio's position?": the model pointed at the unit.
+    a = make(cfg, lambda m: f"Brittany [{passage_number(m, '120 km/h')}]")
+    answer = a.ask("Which storm hit the coast of Brittany?")
+    assert not answer.abstained, answer.text
+    assert "120 km/h" in answer.text and len(a.generator.prompts) == 1
+    (c,) = answer.citations
+    assert c.supported and "120 km/h" in c.quote
+    # The decision weighs the unit's words as the answer, not a reply that adds none.
+    assert answer.decision["support"] == 1.0
+    # An answer that adds a word of its own is the model's answer, not a pointer.
+    a = make(cfg, lambda m: f"Brittany storm winds [{passage_number(m, '120 km/h')}]")
+    assert "Ferries" not in a.ask("Which storm hit the coast of Brittany?").text
+
+
+def test_a_reply_that_repeats_the_question_first_is_read_for_its_answer(cfg):
+    # A fresh process's first reply to "What is Marco Rubio's position?" came in this form.
+    def reply(m):
+        n = passage_number(m, "120 km/h")
+        return f"Question: Which storm hit Brittany?\nAnswer: winds of 120 km/h.\nSentence: [{n}]"
+
+    answer = make(cfg, reply).ask("Which storm hit the coast of Brittany?")
+    assert not answer.abstained, answer.text
+    assert answer.text.startswith("winds of 120 km/h [") and "Question" not in answer.text
+    assert "Sentence" not in answer.text
+
+
+@pytest.mark.cfg({"harbour.md": "# Harbour closures\n\nThe harbour of Roscoff shut for two days."})
+def test_a_heading_pointed_at_is_no_answer(cfg):
+    # A heading names a topic and states nothing, whether the model restates the question or
+    # gives a bare marker.
+    for said in ("Harbour closures", ""):
+        a = make(cfg, lambda m, said=said: f"{said} [{passage_number(m, '# Harbour')}]")
+        answer = a.ask("Which harbour closures were there?")
+        assert answer.abstained and answer.text.endswith(rag.NOT_FOUND), answer.text
+    a = make(cfg, lambda m: f"Harbour closures [{passage_number(m, 'two days')}]")
+    assert "Roscoff shut for two days" in a.ask("Which harbour closures were there?").text
+
+
 def test_a_statement_question_asks_the_model_to_point_and_answers_in_the_units_words(cfg):
     a = make(cfg, lambda m: f"It was about ferries [{passage_number(m, 'Roscoff')}]")
     answer = a.ask("What did the report say about the ferries between Roscoff and Plymouth?")
