@@ -207,6 +207,12 @@ class Assistant:
             progress(0.0, "loading the language model (the first start prepares it once)")
             generator = load(cfg)
             progress(1.0, f"language model ready: {generator.name}")
+            if hasattr(generator, "prime"):
+                # The system prompt into the engine's cache while the window opens: the first
+                # question then waits only for what follows it, as every later one does.
+                threading.Thread(
+                    target=_prime, args=(generator, cfg.system_prompt), name="prime"
+                ).start()
         return cls(cfg, embedder, generator)
 
     # --- the index --------------------------------------------------------------------
@@ -454,6 +460,16 @@ class Assistant:
         )
         answer = _replace(base, sentences=tuple(kept), citations=citations, dropped=dropped)
         return _final(answer, " ".join(s.text for s in kept), False, timings, started)
+
+
+def _prime(generator, system_prompt: str) -> None:
+    started = time.perf_counter()
+    try:
+        generator.prime(system_prompt)
+    except Exception as e:  # the first question reads the system prompt itself then
+        log.warning("could not read the system prompt ahead: %s", e)
+        return
+    log.info("system prompt read ahead in %.1f s", time.perf_counter() - started)
 
 
 def _close(question: str, hits: Sequence[Hit], min_relevance: float) -> bool:

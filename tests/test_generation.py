@@ -234,6 +234,8 @@ class FakeLlama:
         self.active = 0
         self.max_active = 0
         self.calls: list[dict] = []
+        self.n_tokens = 0  # tokens in the model's cache
+        self.evaluated: list[list[int]] = []
         self._model = types.SimpleNamespace(token_get_text=lambda i: "</s>")
         self._ctx = types.SimpleNamespace(logits=None)
         self._ctx.get_logits = lambda: ctypes.cast(self._ctx.logits, ctypes.POINTER(ctypes.c_float))
@@ -255,6 +257,10 @@ class FakeLlama:
 
     def detokenize(self, tokens: list[int]) -> bytes:
         return "".join(self.reply[t] for t in tokens).encode()
+
+    def eval(self, tokens: list[int]) -> None:
+        self.evaluated.append(list(tokens))
+        self.n_tokens += len(tokens)
 
     def generate(self, tokens: list[int], **kwargs):  # type: ignore[no-untyped-def]
         """Token i is reply piece i; its logit is 2 above every other token's 0."""
@@ -300,6 +306,43 @@ def test_llamacpp_streams_greedy_pieces() -> None:
     list(gen.stream([*MESSAGES, {"role": "assistant", "content": "["}], max_new_tokens=1))
     assert bytes(fake.calls[-1]["prompt"]).decode() == prompt + "["
     assert gen.count_tokens("three words") == len(b"three words")
+
+
+def test_llamacpp_reads_the_system_prompt_ahead_of_the_first_request() -> None:
+    fake = FakeLlama(["ok"])
+    gen = LlamaCppGenerator(fake, "llamacpp:fake", NEVER)
+    gen.prime("Be brief.")
+    (front,) = fake.evaluated
+    list(gen.stream(MESSAGES))
+    prompt = fake.calls[0]["prompt"]
+    shared = next(i for i, (a, b) in enumerate(zip(front, prompt)) if a != b)
+    # The request's prompt starts with what was read: the template's front and the system
+    # prompt, which llama.cpp's cache then holds.
+    assert bytes(prompt[:shared]).decode() == "<system>Be brief.\n<user>"
+    # Once a request has filled the cache, nothing is read ahead over it.
+    gen.prime("Be brief.")
+    assert len(fake.evaluated) == 1
+
+
+def test_the_app_reads_the_system_prompt_ahead_once_the_model_is_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fakes import HashingEmbedder
+
+    from assistant import rag
+
+    fake = FakeLlama(["ok"])
+    monkeypatch.setattr(rag, "make_embedder", lambda c: HashingEmbedder())
+    monkeypatch.setattr(
+        generation, "load_generator", lambda c: LlamaCppGenerator(fake, "llamacpp:fake", NEVER)
+    )
+    cfg = Config(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    rag.Assistant.from_config(cfg)
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and thread.name.startswith("prime"):
+            thread.join(5)
+    (front,) = fake.evaluated
+    assert bytes(front).decode().startswith(f"<system>{cfg.system_prompt}\n<user>")
 
 
 def test_llamacpp_stop_event_ends_the_stream() -> None:

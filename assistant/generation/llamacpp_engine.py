@@ -93,6 +93,15 @@ class LlamaCppGenerator:
         # Tokenising reads only the vocabulary, not the context, so it needs no lock.
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    def prime(self, system_prompt: str) -> None:
+        """Read the chat template's front and `system_prompt` into the model's cache now, so
+        that the first request, like every later one, reads only what follows them."""
+        front = [{"role": "system", "content": system_prompt}, {"role": "user", "content": "["}]
+        tokens = self._prompt_tokens(front)
+        with self._lock:
+            if self.llama.n_tokens == 0:  # else a request came first and the cache holds it
+                self.llama.eval(tokens)
+
     def stream(
         self,
         messages: list[dict[str, str]],
