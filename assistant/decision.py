@@ -47,6 +47,8 @@ _HAS_NUMBER = re.compile(
     re.I,
 )
 HEADING = re.compile(r"^#+\s[^\n]*$")  # a Markdown heading line, alone
+# A question that asks for a year or a month, not a day ("In what year did Russia invade?").
+_ASKS_PART = re.compile(r"\b(?:what|which) (?:year|month)\b", re.I)
 _AMOUNT = re.compile(r"\d|hundred|thousand|million|billion|trillion|dozen|half", re.I)
 _COUNTED = re.compile(r"\bhow many (?:of (?:the )?)?(\w+)", re.I)
 _ASKS = (
@@ -307,6 +309,8 @@ def complete_date(
     on that unit. Else a month and day take the year of the unit's dateline (dates.year_from).
     """
     if asked_type(question) not in ("date", ""):  # "2015" may answer "how many", not "when"
+        return answer, unit
+    if _ASKS_PART.search(question):  # the year asked is the answer, not a day in it
         return answer, unit
     terms = key_terms(question)
     about = [unit] + [

@@ -309,6 +309,14 @@ def test_a_date_is_completed_from_a_unit_about_the_question_and_the_answer_rests
         "November 17",
         units[0],
     )
+    # Asked for a year or a month, the answer says that, not a day taken from a unit (the
+    # 2018 World Cup final in Russia for "In what year did Russia invade?").
+    cup = [_unit(1, "Russia hosted the World Cup final on 15 July 2018.")]
+    assert decision.complete_date("When did Russia invade?", "2018", cup[0], cup)[0] == (
+        "15 July 2018"
+    )
+    for q in ("In what year did Russia invade?", "Which month did Russia invade in?"):
+        assert decision.complete_date(q, "2018", cup[0], cup) == ("2018", cup[0])
 
 
 # --- answering ----------------------------------------------------------------------------
