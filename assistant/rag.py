@@ -511,7 +511,7 @@ def _why_dropped(sentence: Sentence, sources: set[int]) -> str:
 def _body(reply: str) -> str:
     """The model's answer without its markers, and without the labels of a reply that repeats
     the question first ("Question: ...\nAnswer: ...\nSentence: [1]")."""
-    text = re.sub(r"^\s*Question:[^\n]*\n", "", reply)
+    text = re.sub(r"^\s*Question:[^\n]*(?:\n|$)", "", reply)  # while streamed too
     text = re.sub(r"^\s*(?:Answer:)?\s*", "", text)
     text = re.sub(r"\n\s*Sentence:", " ", text)
     return re.sub(r"\s+([.,;!?])", r"\1", " ".join(MARKER.sub(" ", text).split()))

@@ -368,10 +368,14 @@ def test_a_reply_that_repeats_the_question_first_is_read_for_its_answer(cfg):
         n = passage_number(m, "120 km/h")
         return f"Question: Which storm hit Brittany?\nAnswer: winds of 120 km/h.\nSentence: [{n}]"
 
-    answer = make(cfg, reply).ask("Which storm hit the coast of Brittany?")
+    a = make(cfg, reply)
+    answer = a.ask("Which storm hit the coast of Brittany?")
     assert not answer.abstained, answer.text
     assert answer.text.startswith("winds of 120 km/h [") and "Question" not in answer.text
     assert "Sentence" not in answer.text
+    # Nor is the repeated question shown while the reply streams in.
+    updates = list(a.stream("Which storm hit the coast of Brittany?"))
+    assert not any("Question" in u.text or "Brittany?" in u.text for u in updates)
 
 
 @pytest.mark.cfg({"harbour.md": "# Harbour closures\n\nThe harbour of Roscoff shut for two days."})
