@@ -463,6 +463,8 @@ class Assistant:
 
 
 def _prime(generator, system_prompt: str) -> None:
+    """The generator's `prime`, in the background: a failure only costs the first question
+    the time to read the system prompt."""
     started = time.perf_counter()
     try:
         generator.prime(system_prompt)

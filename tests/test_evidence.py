@@ -359,7 +359,7 @@ def test_an_answer_that_only_restates_the_question_quotes_the_unit_it_cites(cfg)
     assert answer.decision["support"] == 1.0
     # An answer that adds a word of its own is the model's answer, not a pointer.
     a = make(cfg, lambda m: f"Brittany storm winds [{passage_number(m, '120 km/h')}]")
-    assert "Ferries" not in a.ask("Which storm hit the coast of Brittany?").text
+    assert a.ask("Which storm hit the coast of Brittany?").text.startswith("Brittany storm winds [")
 
 
 def test_a_reply_that_repeats_the_question_first_is_read_for_its_answer(cfg):
