@@ -26,6 +26,7 @@ from . import dates
 from .citations import (
     _CAPITALISED,
     _NOT_NAMES,
+    MARKER,
     _content,
     _found,
     _numbers,
@@ -47,6 +48,8 @@ _HAS_NUMBER = re.compile(
     re.I,
 )
 HEADING = re.compile(r"^#+\s[^\n]*$")  # a Markdown heading line, alone
+# What is left of an answer that is only a date once its dates are taken out.
+_AROUND_DATE = re.compile(r"^(?:\W|\b(?:on|in|at|by|next|last|this|the|of)\b)*$", re.I)
 # A question that asks for a year or a month, not a day ("In what year did Russia invade?").
 _ASKS_PART = re.compile(r"\b(?:what|which) (?:year|month)\b", re.I)
 _AMOUNT = re.compile(r"\d|hundred|thousand|million|billion|trillion|dozen|half", re.I)
@@ -201,6 +204,11 @@ def holds_type(kind: str, text: str, question: str = "") -> bool:
     return True
 
 
+def is_date(text: str) -> bool:
+    """Whether text is a date and nothing more ("Thursday", "on April 26", "2018")."""
+    return bool(_HAS_DATE.search(text)) and bool(_AROUND_DATE.match(_HAS_DATE.sub(" ", text)))
+
+
 def answer_terms(answer: str, question: str) -> set[str]:
     """The words and numbers an answer adds to its question: what a unit must hold to back it."""
     return (_content(answer) | _numbers(answer)) - (_content(question) | _numbers(question))
@@ -260,12 +268,15 @@ def attribute(
     date is never backed by a unit without one.
     """
     best_similarity = max(u.similarity for u in units)
-    strict = asked_type(question) in ("number", "date")
+    kind = asked_type(question)
+    strict = kind in ("number", "date")
+    # A date names no one and no place: "Thursday" does not say where a deal will be signed.
+    dated = kind == "name" and is_date(MARKER.sub(" ", answer))
     claims = answer_terms(answer, question)
     rated = []
     for unit in units:
         features = unit_features(question, answer, unit, cited, best_similarity, sure)
-        p = 0.0 if strict and not features["type"] else probability(features, weights)
+        p = 0.0 if (strict and not features["type"]) or dated else probability(features, weights)
         # An answer that adds no words of its own (a restated question) rests on the unit it cites.
         first = features["support"] if claims else features["cited"]
         rated.append(((first, p, -unit.n), unit, features, p))

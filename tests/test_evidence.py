@@ -347,6 +347,16 @@ def test_a_bare_marker_becomes_an_answer_quoting_that_unit(cfg):
     assert c.quote in answer.passages[c.n - 1].chunk.text
 
 
+def test_a_date_does_not_answer_who_or_where(cfg):
+    # "Thursday" to "Where will the minerals deal be signed?": the unit says when, not where.
+    cfg = Config(**{**cfg.__dict__, "answer_threshold": 0.01})  # any fitted probability
+    for said, refused in (("Sunday", True), ("on Sunday", True), ("Brittany", False)):
+        a = make(cfg, lambda m, said=said: f"{said} [{passage_number(m, '120 km/h')}]")
+        answer = a.ask("Where did the storm with winds of 120 km/h hit?")
+        assert answer.abstained is refused, (said, answer.text)
+    assert decision.is_date("April 26, 2025") and not decision.is_date("Theresa May")
+
+
 def test_an_answer_that_only_restates_the_question_quotes_the_unit_it_cites(cfg):
     # "Marco Rubio [1]" to "What is Marco Rubio's position?": the model pointed at the unit.
     a = make(cfg, lambda m: f"Brittany [{passage_number(m, '120 km/h')}]")
