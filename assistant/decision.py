@@ -265,7 +265,7 @@ def attribute(
     The unit is the one holding most of the answer's words, and among those the one rated most
     likely right (cited, about the question's year and names): a model that cites the wrong
     number is corrected by what the units say. An answer to a question asking for a number or a
-    date is never backed by a unit without one.
+    date is never backed by a unit without one, and a date never answers who or where.
     """
     best_similarity = max(u.similarity for u in units)
     kind = asked_type(question)
