@@ -207,12 +207,10 @@ class Assistant:
             progress(0.0, "loading the language model (the first start prepares it once)")
             generator = load(cfg)
             progress(1.0, f"language model ready: {generator.name}")
-            if hasattr(generator, "prime"):
-                # The system prompt into the engine's cache while the window opens: the first
-                # question then waits only for what follows it, as every later one does.
-                threading.Thread(
-                    target=_prime, args=(generator, cfg.system_prompt), name="prime"
-                ).start()
+            # While the window opens.
+            threading.Thread(
+                target=read_ahead, args=(generator, cfg.system_prompt), name="prime"
+            ).start()
         return cls(cfg, embedder, generator)
 
     # --- the index --------------------------------------------------------------------
@@ -462,9 +460,12 @@ class Assistant:
         return _final(answer, " ".join(s.text for s in kept), False, timings, started)
 
 
-def _prime(generator, system_prompt: str) -> None:
-    """The generator's `prime`, in the background: a failure only costs the first question
-    the time to read the system prompt."""
+def read_ahead(generator, system_prompt: str) -> None:
+    """The system prompt into the engine's cache before the first question (`prime`, for an
+    engine that keeps one), so that the first question waits only for what follows it and is
+    answered as every later one is. A failure only costs the first question that time."""
+    if not hasattr(generator, "prime"):
+        return
     started = time.perf_counter()
     try:
         generator.prime(system_prompt)

@@ -345,6 +345,26 @@ def test_the_app_reads_the_system_prompt_ahead_once_the_model_is_loaded(
     assert bytes(front).decode().startswith(f"<system>{cfg.system_prompt}\n<user>")
 
 
+def test_the_eval_reads_the_system_prompt_ahead_as_the_app_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its first question is then answered as the app answers a first question.
+    from fakes import HashingEmbedder
+
+    from assistant import cli, rag
+
+    fake = FakeLlama(["ok"])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(rag, "make_embedder", lambda c: HashingEmbedder())
+    monkeypatch.setattr(
+        generation, "load_generator", lambda c: LlamaCppGenerator(fake, "llamacpp:fake", NEVER)
+    )
+    evalset = Path(__file__).parent / "data" / "evalset"
+    assert cli.main(["eval", "--set", str(evalset), "--limit", "1"]) == 0
+    assert bytes(fake.evaluated[0]).decode().startswith("<system>")
+    assert fake.calls  # and then the question
+
+
 def test_llamacpp_stop_event_ends_the_stream() -> None:
     gen = LlamaCppGenerator(FakeLlama([str(i) for i in range(100)]), "llamacpp:fake", NEVER)
     stop = threading.Event()

@@ -315,7 +315,7 @@ def _running(questions: Sequence[Question], rows: dict[str, dict], retrieval_onl
 
 def run_cli(cfg: Config, args: argparse.Namespace) -> int:
     """`python -m assistant eval`: real models, a table on stdout, optionally a JSON file."""
-    from assistant.rag import make_embedder
+    from assistant.rag import make_embedder, read_ahead
 
     eval_set = load_set(args.set_dir, args.limit, args.sample)
     embedder = make_embedder(cfg)
@@ -323,7 +323,9 @@ def run_cli(cfg: Config, args: argparse.Namespace) -> int:
     if not args.retrieval_only:
         from assistant.generation import load_generator
 
-        generator = replaying(cfg, load_generator(cfg))
+        loaded = load_generator(cfg)
+        read_ahead(loaded, cfg.system_prompt)  # as the app does: its first question too
+        generator = replaying(cfg, loaded)
     result = evaluate(eval_set, cfg, embedder, generator, retrieval_only=args.retrieval_only)
     print(format_table(result))
     if args.json_file:
