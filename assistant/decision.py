@@ -26,7 +26,6 @@ from . import dates
 from .citations import (
     _CAPITALISED,
     _NOT_NAMES,
-    MARKER,
     _content,
     _found,
     _numbers,
@@ -271,7 +270,7 @@ def attribute(
     kind = asked_type(question)
     strict = kind in ("number", "date")
     # A date names no one and no place: "Thursday" does not say where a deal will be signed.
-    dated = kind == "name" and is_date(MARKER.sub(" ", answer))
+    dated = kind == "name" and is_date(answer)
     claims = answer_terms(answer, question)
     rated = []
     for unit in units:
