@@ -324,9 +324,9 @@ def test_llamacpp_reads_the_system_prompt_ahead_of_the_first_request() -> None:
     assert len(fake.evaluated) == 1
 
 
-def test_the_app_reads_the_system_prompt_ahead_once_the_model_is_loaded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture()
+def loaded_fake(monkeypatch: pytest.MonkeyPatch) -> FakeLlama:
+    """The fake Llama that the app and the eval load, beside the hashing embedder."""
     from fakes import HashingEmbedder
 
     from assistant import rag
@@ -336,33 +336,34 @@ def test_the_app_reads_the_system_prompt_ahead_once_the_model_is_loaded(
     monkeypatch.setattr(
         generation, "load_generator", lambda c: LlamaCppGenerator(fake, "llamacpp:fake", NEVER)
     )
+    return fake
+
+
+def test_the_app_reads_the_system_prompt_ahead_once_the_model_is_loaded(
+    tmp_path: Path, loaded_fake: FakeLlama
+) -> None:
+    from assistant import rag
+
     cfg = Config(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
     rag.Assistant.from_config(cfg)
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and thread.name.startswith("prime"):
             thread.join(5)
-    (front,) = fake.evaluated
+    (front,) = loaded_fake.evaluated
     assert bytes(front).decode().startswith(f"<system>{cfg.system_prompt}\n<user>")
 
 
 def test_the_eval_reads_the_system_prompt_ahead_as_the_app_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loaded_fake: FakeLlama
 ) -> None:
     # Its first question is then answered as the app answers a first question.
-    from fakes import HashingEmbedder
+    from assistant import cli
 
-    from assistant import cli, rag
-
-    fake = FakeLlama(["ok"])
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(rag, "make_embedder", lambda c: HashingEmbedder())
-    monkeypatch.setattr(
-        generation, "load_generator", lambda c: LlamaCppGenerator(fake, "llamacpp:fake", NEVER)
-    )
     evalset = Path(__file__).parent / "data" / "evalset"
     assert cli.main(["eval", "--set", str(evalset), "--limit", "1"]) == 0
-    assert bytes(fake.evaluated[0]).decode().startswith("<system>")
-    assert fake.calls  # and then the question
+    assert bytes(loaded_fake.evaluated[0]).decode().startswith("<system>")
+    assert loaded_fake.calls  # and then the question
 
 
 def test_llamacpp_stop_event_ends_the_stream() -> None:
