@@ -237,6 +237,18 @@ def _number_named(word: str) -> str:
     return str(sum(_NUMBER_WORDS[p] for p in parts))
 
 
+def _root(word: str) -> str:
+    """A word without its inflection, as far as spelling shows it: "taking" and "take" -> "tak",
+    "signed" and "signs" -> "sign", "winning" -> "win"."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            if suffix in ("ing", "ed") and len(word) > 2 and word[-1] == word[-2]:
+                word = word[:-1]  # "winning", "stopped"
+            break
+    return word.rstrip("e") or word
+
+
 def holds_all(terms: set[str], text: str) -> bool:
     """Whether every key term is found among the words of text."""
     words = _words(text)
@@ -349,12 +361,14 @@ class SupportChecker:
         citations: dict[tuple[int, str], Citation] = {}
         offset_of = np.cumsum([0] + [len(ps) for ps in passage_sents])
         windows: dict[int, list[set[str]]] = {}
-        asked = _words(question)
+        asked = {_root(w) for w in _words(question)}
         for i, sent in enumerate(sents):
             words = _content(sent)
             # The sentence's numbers and the names it adds to the question must hold together
-            # in one window; names restated from the question only need the passage (anchored).
-            keys = {k for k in key_terms(sent) if k[0].isdigit() or k not in asked}
+            # in one window; names restated from the question only need the passage (anchored),
+            # and so does a question's word it restates capitalised, in another form ("Taking
+            # the first step ..." for "What did Ukraine take the first step towards?").
+            keys = {k for k in key_terms(sent) if k[0].isdigit() or _root(k) not in asked}
             marks = markers_in(sent)
             if len(words) < 2 and not marks:  # "Yes." / connective fragments: nothing to check
                 results.append(Sentence(sent, marks, True))

@@ -126,6 +126,18 @@ SNIPPET = (
         ("Who won Wimbledon in 2018?", "Elena Rybakina won Wimbledon in 2018 [1].", False),
         # A name the passage never mentions, next to words it does.
         ("Who won Wimbledon in 2022?", "Simona Halep won Wimbledon in 2022 [1].", False),
+        # A question's word restated capitalised, in another form, is no name to look for.
+        (
+            "What did Elena Rybakina win at Wimbledon?",
+            "Winning the women's singles final at Wimbledon [1].",
+            True,
+        ),
+        # A capitalised word that is neither in the question nor in the passage is.
+        (
+            "What did Elena Rybakina win at Wimbledon?",
+            "Winning the women's singles final at Roland Garros [1].",
+            False,
+        ),
         # A faithful copy that is about something other than the question's subject.
         (
             "Who won the US Open in 2022?",
