@@ -15,6 +15,8 @@ from .citations import (
     MARKER,
     REFUSAL,
     SupportChecker,
+    _found,
+    _words,
     adds_information,
     cased,
     evidence_messages,
@@ -265,7 +267,7 @@ class Assistant:
     def standalone(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """Rewrite a follow-up into a question that stands alone, using the chat history."""
         turns = [(u, a) for u, a in history if u and u.strip()][-3:]
-        if not turns or not _FOLLOW_UP.search(question) or self.generator is None:
+        if not turns or not _follows_up(question) or self.generator is None:
             return question
         convo = "\n".join(f"User: {u}\nAssistant: {_first_sentence(a)}" for u, a in turns)
         messages = [
@@ -277,9 +279,23 @@ class Assistant:
         ]
         text = "".join(self.generator.stream(messages, max_new_tokens=48)).strip()
         text = text.splitlines()[0].strip().strip('"') if text else ""
-        if not text or len(text) > 4 * len(question) + 200 or not keywords(text):
-            # A poor rewrite: fall back to the previous question plus this one for retrieval.
-            return f"{turns[-1][0]} {question}"
+        said = _words(" ".join([question, *(f"{u} {a}" for u, a in turns)]))
+        retriever = self._retriever
+        names = {t for t in key_terms(text) if not t[0].isdigit() and not _found(t, said)}
+        if (
+            not text
+            or len(text) > 4 * len(question) + 200
+            or not keywords(text)
+            # It must keep the question's names and bring in only the conversation's or the
+            # documents': "What did he discuss with Rubio and Witkoff?" rewritten "... with
+            # Donald Trump and John F. Kerry?" would answer another question.
+            or not holds_all(key_terms(question), text)
+            or (names and (retriever is None or not all(retriever.knows(n) for n in names)))
+        ):
+            # A poor rewrite. A question with words of its own is asked as it is (the evidence
+            # for "What did he discuss with Rubio and Witkoff?" names him); one without them
+            # is read with the question before it.
+            return question if len(keywords(question)) >= 2 else f"{turns[-1][0]} {question}"
         return text
 
     def stream(
@@ -485,6 +501,12 @@ def _close(question: str, hits: Sequence[Hit], min_relevance: float) -> bool:
         return True
     terms = key_terms(question)
     return bool(terms) and any(holds_all(terms, h.chunk.text) for h in hits)
+
+
+def _follows_up(question: str) -> bool:
+    """Whether a question leans on the conversation: a pronoun or a connective ("And when
+    will it be finalized?"), or next to no words of its own ("When?", "How soon?")."""
+    return bool(_FOLLOW_UP.search(question)) or len(re.findall(r"\w+", question)) <= 2
 
 
 def _refuses(body: str) -> bool:

@@ -77,6 +77,13 @@ class Retriever:
         hits = [Hit(self.index.chunks[r], fused[r], sims[r]) for r in rows]
         return merge_overlaps(hits)[:k]
 
+    def knows(self, word: str) -> bool:
+        """Whether the documents hold the word (as a keyword)."""
+        terms = keywords(word)
+        return (
+            self.bm25 is not None and bool(terms) and all(t in self.bm25.vocab_dict for t in terms)
+        )
+
     def _keyword_rows(self, query: str) -> list[int]:
         if self.bm25 is None:
             return []

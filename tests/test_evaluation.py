@@ -211,6 +211,14 @@ def test_the_shipped_article_set_reads_the_article_itself():
         assert q.answerable == bool(q.answers)
 
 
+def test_the_follow_up_set_asks_about_the_shipped_article_after_a_first_question():
+    s = load_set(Path(__file__).parent.parent / "benchmarks" / "followups")
+    (doc,) = s.corpus_dir.iterdir()
+    assert doc.read_bytes() == (Path(__file__).parent.parent / "seeds" / doc.name).read_bytes()
+    assert all(q.history for q in s.questions)
+    assert {q.answerable for q in s.questions} == {True, False}
+
+
 def test_load_set_reads_the_shared_format_and_history(tmp_path):
     s = load_set(TINY)
     assert s.name == "evalset" and len(s.questions) >= 10
@@ -298,6 +306,11 @@ def test_eval_with_a_copying_generator_scores_real_runs(eval_cfg):
     assert result["retrieval"]["recall@10"] >= result["retrieval"]["recall@1"] > 0
     assert result["answers"]["accuracy"] > 0
     assert 0 < result["answers"]["f1"] < 1
+    # A follow-up's row says how the assistant read it; a question that stands alone's does not.
+    rows = {r["id"]: r for r in result["rows"]}
+    for q in tiny.questions:
+        assert ("standalone" in rows[q.id]) == bool(q.history), q.id
+    assert rows["marathon-job"]["standalone"].startswith("Who won the Kestrel Lakes marathon?")
     assert result["citations"]["precision"] > 0
     assert result["latency"]["total_ms_p95"] >= result["latency"]["total_ms_p50"] > 0
     assert len(result["rows"]) == len(tiny.questions)

@@ -276,6 +276,43 @@ def test_follow_up_is_rewritten_from_history(cfg):
     assert "April 26" in " ".join(h.chunk.text for h in answer.passages)
 
 
+def test_a_follow_up_of_a_word_or_two_is_rewritten_from_history(cfg):
+    def reply(messages):
+        if "Follow-up" in messages[-1]["content"]:
+            return "When will the rare earth deal between Ukraine and the US be finalized?"
+        return f"April 26 [{passage_number(messages, 'April 26')}]."
+
+    history = [("What did Ukraine sign with Washington?", "A rare earth metals deal [1].")]
+    answer = make(cfg, reply).ask("When?", history)
+    assert answer.standalone_question.startswith("When will the rare earth deal")
+    assert not answer.abstained and "April 26" in answer.text
+
+
+def test_a_rewrite_that_brings_in_names_the_conversation_never_had_is_not_used(cfg):
+    prompts = []
+
+    def reply(messages):
+        prompts.append(messages[-1]["content"])
+        if "Follow-up" in messages[-1]["content"]:
+            return "What did Andriy Sibiha discuss with Donald Trump and John Kerry?"
+        return "not found"
+
+    history = [("Who is Ukraine's foreign minister?", "Andriy Sibiha [1].")]
+    question = "What did he discuss with Rubio and Witkoff?"
+    answer = make(cfg, reply).ask(question, history)
+    assert answer.standalone_question == question  # asked as it is: it has words of its own
+    assert question in prompts[-1] and "Kerry" not in prompts[-1]
+    # A rewrite that drops the question's own names is not used either.
+    prompts.clear()
+    dropped = make(
+        cfg,
+        lambda m: (
+            "What did Andriy Sibiha discuss?" if "Follow-up" in m[-1]["content"] else "not found"
+        ),
+    )
+    assert dropped.ask(question, history).standalone_question == question
+
+
 def test_question_without_history_is_not_rewritten(cfg):
     gen = ScriptedGenerator(lambda m: "The documents do not contain the answer.")
     answer = Assistant(cfg, HashingEmbedder(), gen).ask("When is it due?")

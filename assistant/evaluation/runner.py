@@ -170,6 +170,8 @@ def run_question(assistant: Assistant, q: Question, retrieval_only: bool) -> dic
             row["replayed"] = True
         if replay is not None and replay.last_reply:
             row["raw"] = replay.last_reply  # what the model said before checking
+        if query != q.question:
+            row["standalone"] = query  # a follow-up, as the assistant read it
         row.update(
             reply=answer.text,
             abstained=bool(answer.abstained),
