@@ -159,6 +159,10 @@ def render_answer(answer: Answer | None, turn: int, progress: str = "") -> str:
         return progress
     body = _link_markers(escape(answer.text), turn, len(answer.passages))
     body = body.replace("\n", "<br>")  # the chat shows HTML, not Markdown (render_markdown=False)
+    read = answer.standalone_question
+    if read and read != answer.question:
+        # A follow-up, as the assistant understood it from the conversation: checkable too.
+        body = f'<p class="note read-as">Read as: {escape(read)}</p>' + body
     if progress:
         body = progress + body
         if answer.evidence:

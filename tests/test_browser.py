@@ -421,6 +421,16 @@ def test_answer_markers_are_links_copy_gives_text_and_thumbs_mark_it(page, windo
     )
 
 
+def test_a_follow_up_says_how_it_was_read(page):
+    ask(page)
+    wait_for_answer(page)
+    ask(page, "And who hinted at it?")
+    wait_for_answer(page, turn=2)
+    read = page.locator("#chat .bot >> nth=1 >> .read-as")
+    assert read.inner_text() == "Read as: Who hinted at the rare earth deal?"
+    assert page.locator("#chat .bot >> nth=0 >> .read-as").count() == 0
+
+
 CONTRAST = """e => {
   const rgb = c => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
   const lum = c => {

@@ -176,6 +176,12 @@ def test_follow_up_gets_plain_history(cfg):
     assert rewrite, "the follow-up should be rewritten with the conversation"
     convo = rewrite[0][-1]["content"]
     assert "By what date is the rare earth deal" in convo and "<" not in convo
+    # The bubble says how the follow-up was read, while it is written and once it is done; a
+    # question that stands alone does not.
+    assert "Read as: Who hinted at the rare earth minerals deal?" in second[0][-1]["content"]
+    streamed = run(assistant, "And who hinted at it?", history, answers)
+    assert any("Read as: Who hinted" in u[0][-1]["content"] for u in streamed[:-1])
+    assert "Read as" not in first[0][-1]["content"]
     # Markers of the second answer point at the second answer's cards.
     assert 'href="#src-2-' in second[0][-1]["content"]
     assert 'id="src-2-' in second[1] and "Sources of answer 1" in second[1]
