@@ -139,6 +139,14 @@ def test_follow_up_is_resolved_from_history(assistant):
     assert answer.citations
 
 
+def test_a_follow_up_of_one_word_is_read_with_the_conversation(assistant):
+    history = [("Where did Rubio meet European leaders?", "Paris [1].")]
+    answer = assistant.ask("When?", history)
+    assert "Rubio" in answer.standalone_question, answer.standalone_question
+    assert not answer.abstained, answer.text
+    assert "Thursday" in answer.text
+
+
 def test_cli_ask_json(seeds_copy):
     env = {**os.environ, "ASSISTANT_MAX_NEW_TOKENS": "96"}
     out = subprocess.run(
