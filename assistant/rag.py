@@ -477,18 +477,19 @@ class Assistant:
 
 
 def read_ahead(generator, system_prompt: str) -> None:
-    """The system prompt into the engine's cache before the first question (`prime`, for an
-    engine that keeps one), so that the first question waits only for what follows it and is
-    answered as every later one is. A failure only costs the first question that time."""
+    """The system prompts into the engine's cache before the first question (`prime`, for an
+    engine that keeps one): the follow-up rewrite's, then the answer's, which stays. The first
+    question then waits only for what follows its system prompt and is answered as every later
+    one is, and a follow-up's requests find theirs. A failure only costs that time."""
     if not hasattr(generator, "prime"):
         return
     started = time.perf_counter()
     try:
-        generator.prime(system_prompt)
+        generator.prime(REWRITE_PROMPT, system_prompt)
     except Exception as e:  # the first question reads the system prompt itself then
         log.warning("could not read the system prompt ahead: %s", e)
         return
-    log.info("system prompt read ahead in %.1f s", time.perf_counter() - started)
+    log.info("system prompts read ahead in %.1f s", time.perf_counter() - started)
 
 
 def _close(question: str, hits: Sequence[Hit], min_relevance: float) -> bool:

@@ -235,7 +235,9 @@ class FakeLlama:
         self.max_active = 0
         self.calls: list[dict] = []
         self.n_tokens = 0  # tokens in the model's cache
+        self.input_ids: list[int] = []  # what the cache holds, as llama.cpp's own list
         self.evaluated: list[list[int]] = []
+        self.loaded: list[list[int]] = []  # states loaded back: the tokens each held
         self._model = types.SimpleNamespace(token_get_text=lambda i: "</s>")
         self._ctx = types.SimpleNamespace(logits=None)
         self._ctx.get_logits = lambda: ctypes.cast(self._ctx.logits, ctypes.POINTER(ctypes.c_float))
@@ -260,11 +262,23 @@ class FakeLlama:
 
     def eval(self, tokens: list[int]) -> None:
         self.evaluated.append(list(tokens))
-        self.n_tokens += len(tokens)
+        self.input_ids = self.input_ids[: self.n_tokens] + list(tokens)
+        self.n_tokens = len(self.input_ids)
+
+    def reset(self) -> None:
+        self.n_tokens = 0
+
+    def save_state(self) -> list[int]:
+        return self.input_ids[: self.n_tokens]
+
+    def load_state(self, state: list[int]) -> None:
+        self.loaded.append(list(state))
+        self.input_ids, self.n_tokens = list(state), len(state)
 
     def generate(self, tokens: list[int], **kwargs):  # type: ignore[no-untyped-def]
         """Token i is reply piece i; its logit is 2 above every other token's 0."""
         self.calls.append({"prompt": tokens, **kwargs})
+        self.input_ids, self.n_tokens = list(tokens), len(tokens)  # the prompt, now cached
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
@@ -324,6 +338,34 @@ def test_llamacpp_reads_the_system_prompt_ahead_of_the_first_request() -> None:
     assert len(fake.evaluated) == 1
 
 
+def test_llamacpp_loads_back_the_system_prompt_a_request_under_another_replaced() -> None:
+    fake = FakeLlama(["ok"])
+    gen = LlamaCppGenerator(fake, "llamacpp:fake", NEVER)
+    rewrite = [{"role": "system", "content": "Rewrite."}, MESSAGES[1]]
+    gen.prime("Rewrite.", "Be brief.")
+    rewrite_front, front = fake.evaluated
+    assert bytes(fake.input_ids).decode().startswith("<system>Be brief.")  # the last stays
+    list(gen.stream(MESSAGES))
+    assert fake.loaded == []  # the cache holds its system prompt
+    list(gen.stream(rewrite))  # the follow-up rewrite: its own is loaded in its place
+    assert fake.loaded == [rewrite_front]
+    list(gen.stream(MESSAGES))  # and the answer's loaded back
+    assert fake.loaded == [rewrite_front, front]
+    list(gen.stream(MESSAGES))
+    assert len(fake.loaded) == 2
+    gen.reset()  # a cold start: nothing cached, nothing to load back
+    list(gen.stream(MESSAGES))
+    assert len(fake.loaded) == 2
+    # Every request's prompt is whole: a load only spares llama.cpp reading its front again.
+    assert [bytes(c["prompt"]).decode()[:12] for c in fake.calls] == [
+        "<system>Be b",
+        "<system>Rewr",
+        "<system>Be b",
+        "<system>Be b",
+        "<system>Be b",
+    ]
+
+
 @pytest.fixture()
 def loaded_fake(monkeypatch: pytest.MonkeyPatch) -> FakeLlama:
     """The fake Llama that the app and the eval load, beside the hashing embedder."""
@@ -349,7 +391,8 @@ def test_the_app_reads_the_system_prompt_ahead_once_the_model_is_loaded(
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and thread.name.startswith("prime"):
             thread.join(5)
-    (front,) = loaded_fake.evaluated
+    rewrite, front = loaded_fake.evaluated  # the follow-up rewrite's, then the answer's
+    assert bytes(rewrite).decode().startswith(f"<system>{rag.REWRITE_PROMPT}\n<user>")
     assert bytes(front).decode().startswith(f"<system>{cfg.system_prompt}\n<user>")
 
 
@@ -362,7 +405,7 @@ def test_the_eval_reads_the_system_prompt_ahead_as_the_app_does(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     evalset = Path(__file__).parent / "data" / "evalset"
     assert cli.main(["eval", "--set", str(evalset), "--limit", "1"]) == 0
-    assert bytes(loaded_fake.evaluated[0]).decode().startswith("<system>")
+    assert bytes(loaded_fake.evaluated[-1]).decode().startswith("<system>You answer")
     assert loaded_fake.calls  # and then the question
 
 

@@ -40,6 +40,9 @@ class LlamaCppGenerator:
         self._template: Any = None  # the model's chat template, applied once per request
         # A Llama object holds one KV cache and is not thread-safe: one request at a time.
         self._lock = threading.Lock()
+        # The cache's state once it held a system prompt (`prime`), with its tokens: loaded back
+        # when a request under another system prompt (the follow-up rewrite) has replaced it.
+        self._fronts: list[tuple[list[int], Any]] = []
 
     @classmethod
     def load(
@@ -93,14 +96,23 @@ class LlamaCppGenerator:
         # Tokenising reads only the vocabulary, not the context, so it needs no lock.
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def prime(self, system_prompt: str) -> None:
-        """Read the chat template's front and `system_prompt` into the model's cache now, so
-        that the first request, like every later one, reads only what follows them."""
-        front = [{"role": "system", "content": system_prompt}, {"role": "user", "content": "["}]
-        tokens = self._prompt_tokens(front)
+    def prime(self, *system_prompts: str) -> None:
+        """Read the chat template's front and each system prompt into the model's cache now,
+        keeping the state each leaves, so that every request, the first too, reads only what
+        follows its system prompt. The last one stays in the cache."""
+        fronts = [
+            self._prompt_tokens(
+                [{"role": "system", "content": p}, {"role": "user", "content": "["}]
+            )
+            for p in system_prompts
+        ]
         with self._lock:
-            if self.llama.n_tokens == 0:  # else a request came first and the cache holds it
+            if self.llama.n_tokens:  # a request came first and the cache holds it
+                return
+            for tokens in fronts:
+                self.llama.reset()
                 self.llama.eval(tokens)
+                self._fronts.append((tokens, self.llama.save_state()))
 
     def stream(
         self,
@@ -117,9 +129,29 @@ class LlamaCppGenerator:
         try:
             tokens = self._prompt_tokens(messages)
             check_context(len(tokens) + 1, self.context, self.name)
+            self._restore_front(tokens)
             yield from self._generate(tokens, max_new_tokens, stop)
         finally:
             self._lock.release()
+
+    def reset(self) -> None:
+        """Empty the model's cache and forget the states read ahead: a cold start."""
+        with self._lock:
+            self.llama.reset()
+            self._fronts.clear()
+
+    def _restore_front(self, tokens: list[int]) -> None:
+        """A system prompt's state loaded back into the cache, when the request starts with
+        more of it than the cache holds: after the follow-up rewrite, under a system prompt of
+        its own, the answer reads only what follows the answer's again (a load takes about
+        0.04 s; reading the 72 tokens again about 1 s)."""
+        if not self._fronts:
+            return
+        front, state = max(self._fronts, key=lambda f: _shared(f[0], tokens))
+        if _shared(front, tokens) > _shared(
+            list(self.llama.input_ids[: self.llama.n_tokens]), tokens
+        ):
+            self.llama.load_state(state)
 
     def _generate(
         self, tokens: list[int], max_new_tokens: int, stop: threading.Event | None
@@ -183,6 +215,16 @@ class LlamaCppGenerator:
             )
         text = self._template(messages=messages).prompt + start
         return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+
+def _shared(a: list[int], b: list[int]) -> int:
+    """The length of the prefix two token lists share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _translated(steps: Iterator[int], name: str) -> Iterator[int]:
