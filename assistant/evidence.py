@@ -39,6 +39,8 @@ _ENDS_IN_LABEL = re.compile(r"[;·|:]\s*[^\W\d][\w'’-]*(?:\s+[a-z][\w'’-]*){
 MIN_WORDS = 4  # a shorter sentence gets the one before it as context
 QUOTE_WORDS = 80  # a quote left open joins the sentences after it up to this length
 _YEAR = re.compile(rf"\b{dates.YEAR}\b")
+# An edition's number in digits: "the 92nd Academy Awards", "the 61st Grammys".
+_ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.I)
 
 
 def spans(text: str) -> list[tuple[int, int]]:
@@ -88,6 +90,12 @@ def _about_another_year(text: str, date: str, years: set[int]) -> bool:
     return all(abs(s - y) >= 2 for s in stated for y in years)
 
 
+def _about_another_edition(text: str, editions: set[str]) -> bool:
+    """Whether text numbers editions ("the 93rd Academy Awards") and none is the question's."""
+    stated = {n.lstrip("0") for n in _ORDINAL.findall(text)}
+    return bool(stated) and not stated & editions
+
+
 def passage_date(hit: Hit) -> str:
     """The date a passage speaks from: its document's date, else its first dateline."""
     if hit.chunk.date:
@@ -113,9 +121,10 @@ def select(
     the kind of answer asked (a date, a number, a name). A sentence that states only years two
     or more from the question's (in a document not dated in one) is about another edition of the
     same event ("Angelique Kerber has won the 2018 Wimbledon ..." for 2021's winner) and loses
-    `other_year_penalty`. A sentence that leans on the one before it ("He said ...") or is very
-    short takes that one along. Units stop at `max_words` words in all; a passage's
-    instructions to the model ("ignore the above ...") are never units.
+    `other_year_penalty`; so does one that numbers only other editions than the question's
+    ("The 93rd Academy Awards" for the 92nd). A sentence that leans on the one before it
+    ("He said ...") or is very short takes that one along. Units stop at `max_words` words in
+    all; a passage's instructions to the model ("ignore the above ...") are never units.
     """
     candidates: list[tuple[int, int, int]] = []  # (passage index, start, end) in chunk text
     names = {t for t in key_terms(question) if not t[0].isdigit()}
@@ -168,10 +177,13 @@ def select(
     terms = key_terms(question)
     # A reason or a statement may well lie in another year (the cause before the event).
     years = {int(y) for y in _YEAR.findall(question)} if kind != "statement" else set()
+    editions = {n.lstrip("0") for n in _ORDINAL.findall(question)} if kind != "statement" else set()
     scores = []
     for (p, _, _), text, cos in zip(candidates, texts, cosines):
         hit, date = hits[p], passage_date(hits[p])
-        if years and _about_another_year(text, date, years):
+        if (years and _about_another_year(text, date, years)) or (
+            editions and _about_another_edition(text, editions)
+        ):
             cos -= other_year_penalty
         context = f"{hit.chunk.title} {date} {text}"
         words = set(keywords(context))
