@@ -19,7 +19,8 @@ from .schema import Chunk, Document
 # Paragraphs first, then sentences, then clauses, then words: the splitter only cuts inside a
 # sentence when that one sentence alone is longer than a passage.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
-SPLITTER_ID = "recursive-v1"
+SPLITTER_ID = "recursive-v2"  # v2: a heading opens the passage after it
+HEADING = re.compile(r"^#+\s[^\n]*$")  # a Markdown heading line, alone ("# Title")
 
 
 def paragraph_starts(text: str) -> list[int]:
@@ -37,17 +38,17 @@ def split(
     """Split a document into Chunks of at most chunk_tokens tokens (as counted by count_tokens)."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+    # Cached: a long run without spaces is split into single characters, each counted.
+    length = functools.lru_cache(maxsize=1 << 16)(count_tokens)
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=chunk_tokens,
         chunk_overlap=overlap,
-        # Cached: a long run without spaces is split into single characters, each counted.
-        length_function=functools.lru_cache(maxsize=1 << 16)(count_tokens),
+        length_function=length,
         separators=SEPARATORS,
         keep_separator="end",
         strip_whitespace=True,
     )
-    paragraphs = paragraph_starts(doc.text)
-    chunks: list[Chunk] = []
+    spans: list[tuple[int, int]] = []
     cursor = 0
     for piece in splitter.split_text(doc.text):
         start = doc.text.find(piece, cursor)
@@ -55,14 +56,25 @@ def split(
             start = doc.text.find(piece)
         if start < 0:
             continue
-        end = start + len(piece)
         cursor = start + 1
+        end = start + len(piece)
+        heading = doc.text[slice(*spans[-1])] if spans and spans[-1][1] <= start else ""
+        if HEADING.match(heading) and length(heading) <= chunk_tokens // 4:
+            # A heading alone says nothing a passage can answer from, and it would take a
+            # retrieval place from its section: it opens the passage that follows it instead.
+            # The passage then runs over chunk_tokens by that line, a quarter of it at most (the
+            # default 200 + 50 stays within MiniLM's 256 word pieces).
+            start = spans.pop()[0]
+        spans.append((start, end))
+    paragraphs = paragraph_starts(doc.text)
+    chunks: list[Chunk] = []
+    for start, end in spans:
         page = bisect.bisect_right(doc.page_starts, start) if doc.page_starts else None
         chunks.append(
             Chunk(
                 id=f"{doc.id}#{len(chunks)}",
                 doc_id=doc.id,
-                text=piece,
+                text=doc.text[start:end],
                 start=start,
                 end=end,
                 paragraph=bisect.bisect_right(paragraphs, start),

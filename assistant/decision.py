@@ -46,7 +46,6 @@ _HAS_NUMBER = re.compile(
     r"forty|fifty|hundred|thousand|million|billion|trillion|dozens?|half)\b",
     re.I,
 )
-HEADING = re.compile(r"^#+\s[^\n]*$")  # a Markdown heading line, alone
 # What is left of an answer that is only a date once its dates are taken out.
 _AROUND_DATE = re.compile(r"^(?:\W|\b(?:on|in|at|by|next|last|this|the|of)\b)*$", re.I)
 # A question that asks for a year or a month, not a day ("In what year did Russia invade?").

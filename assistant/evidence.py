@@ -17,8 +17,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import dates
+from .chunking import HEADING
 from .citations import _INJECTION, _SENTENCE_END, DATE, key_terms
-from .decision import HEADING, asked_type, holds_type
+from .decision import asked_type, holds_type
 from .retrieval import keywords
 from .schema import Evidence, Hit
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from . import dates, decision, evidence
+from .chunking import HEADING
 from .citations import (
     MARKER,
     REFUSAL,
@@ -400,7 +401,7 @@ class Assistant:
             # for "What is Marco Rubio's position?"): the model pointed, and the unit's own
             # words answer, even where they say what is not so ("Eugene is not a scientist
             # ... does n't know how to cure the virus"). A heading states nothing: never that.
-            stating = [u for u in marked if not decision.HEADING.match(u.text)]
+            stating = [u for u in marked if not HEADING.match(u.text)]
             body = " ".join(stating[0].text.split()) if stating else ""
         elif _refuses(body):
             body = ""

@@ -215,6 +215,27 @@ def test_split_prefers_sentence_boundaries():
     assert all(c.text.endswith(".") for c in chunks)
 
 
+def test_a_heading_opens_the_passage_after_it_never_a_passage_alone():
+    long = " ".join(f"Sentence number {i} has six words." for i in range(8))
+    text = f"# Time Stands Still\n\n{long}\n\n## Aftermath\n\n{long}"
+    doc = Document("t.md", "Time Stands Still", text)
+    chunks = chunking.split(doc, lambda s: len(s.split()), 20, 0)
+    assert not [c.text for c in chunks if chunking.HEADING.match(c.text)]
+    assert chunks[0].text.startswith("# Time Stands Still\n\nSentence number 0 ")
+    assert any(c.text.startswith("## Aftermath\n\nSentence number 0 ") for c in chunks)
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
+    # A heading with nothing after it stays, so nothing is lost; so does one too long to add.
+    assert chunking.split(Document("h.md", "H", "# Only a title"), len, 20, 0)[0].text == (
+        "# Only a title"
+    )
+    wordy = "# " + "very " * 8 + "long title"
+    chunks = chunking.split(
+        Document("w.md", "W", f"{wordy}\n\n{long}"), lambda s: len(s.split()), 20, 0
+    )
+    assert chunks[0].text == wordy
+
+
 # --- building, incremental, atomic -------------------------------------------------------
 
 
