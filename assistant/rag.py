@@ -536,10 +536,11 @@ def _why_dropped(sentence: Sentence, sources: set[int]) -> str:
 
 
 def _body(reply: str) -> str:
-    """The model's answer without its markers, and without the labels of a reply that repeats
-    the question first ("Question: ...\nAnswer: ...\nSentence: [1]")."""
+    """The model's answer without its markers, without the labels of a reply that repeats the
+    question first ("Question: ...\nAnswer: ...\nSentence: [1]"), and without the "#" of an
+    answer copied from a heading (shown as a heading, it would fill the chat bubble)."""
     text = re.sub(r"^\s*Question:[^\n]*(?:\n|$)", "", reply)  # while streamed too
-    text = re.sub(r"^\s*(?:Answer:)?\s*", "", text)
+    text = re.sub(r"^\s*(?:Answer:)?\s*(?:#+\s+)?", "", text)
     text = re.sub(r"\n\s*Sentence:", " ", text)
     return re.sub(r"\s+([.,;!?])", r"\1", " ".join(MARKER.sub(" ", text).split()))
 

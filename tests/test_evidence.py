@@ -402,6 +402,12 @@ def test_a_reply_that_repeats_the_question_first_is_read_for_its_answer(cfg):
     assert not any("Question" in u.text or "Brittany?" in u.text for u in updates)
 
 
+def test_an_answer_copied_from_a_heading_is_shown_as_text(cfg):
+    a = make(cfg, lambda m: f"# Norway Chess [{passage_number(m, 'Norway Chess')}]")
+    answer = a.ask("Which tournament did Magnus Carlsen win in Stavanger?")
+    assert answer.text.startswith("Norway Chess [") and "#" not in answer.text, answer.text
+
+
 @pytest.mark.cfg({"harbour.md": "# Harbour closures\n\nThe harbour of Roscoff shut for two days."})
 def test_a_heading_pointed_at_is_no_answer(cfg):
     # A heading names a topic and states nothing, whether the model restates the question or
