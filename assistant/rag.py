@@ -423,9 +423,17 @@ class Assistant:
         base = _replace(base, decision={**record, **{k: round(v, 4) for k, v in features.items()}})
         if p < threshold:
             return _final(base, f"{REFUSAL} {NOT_SUPPORTED}", True, timings, started)
-        if not statement and features["best_similarity"] < self.cfg.min_answer_similarity:
+        holds_question = set(keywords(question)) <= set(keywords(f"{unit.title} {unit.text}"))
+        if (
+            not statement
+            and features["best_similarity"] < self.cfg.min_answer_similarity
+            and not holds_question
+        ):
             # The sentences talk around the question: a few words taken from them would be a
-            # guess ("Ukraine" for which country will lead the contingent).
+            # guess ("Ukraine" for which country will lead the contingent). A unit with every
+            # word of the question in it is about it, however far a long sentence's cosine
+            # puts it ("US Secretary of State Marco Rubio has questioned ..." for who the
+            # Secretary of State is).
             return _final(base, f"{REFUSAL} {FAR}", True, timings, started)
         if statement:
             # The unit's own words, quoted whole and cited once: nothing in them to check.
