@@ -93,7 +93,8 @@ class Config:
     # with none, the documents talk around the question ("Which country will lead the
     # contingent?" answered "Ukraine" from a sentence naming the contingent). No right answer
     # of the dev sets had its closest unit below 0.42 (docs/EVAL.md). Not for statements, whose
-    # answer is a quoted sentence; -1 (the lowest cosine) turns it off.
+    # answer is a quoted sentence, nor for an answer whose unit holds every word of the
+    # question; -1 (the lowest cosine) turns it off.
     min_answer_similarity: float = 0.40
     # The prompt: byte-identical at the front of every request, so llama.cpp reuses its cache.
     system_prompt: str = (
