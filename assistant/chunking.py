@@ -19,8 +19,10 @@ from .schema import Chunk, Document
 # Paragraphs first, then sentences, then clauses, then words: the splitter only cuts inside a
 # sentence when that one sentence alone is longer than a passage.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
-SPLITTER_ID = "recursive-v2"  # v2: a heading opens the passage after it
+SPLITTER_ID = "recursive-v3"  # v2: a lone heading opens the passage after it; v3: a last one too
 HEADING = re.compile(r"^#+\s[^\n]*$")  # a Markdown heading line, alone ("# Title")
+# Text whose last line is a heading.
+_ENDS_IN_HEADING = re.compile(r"(?:\A|\n)(#+[ \t][^\n]*)\Z")
 
 
 def paragraph_starts(text: str) -> list[int]:
@@ -58,13 +60,17 @@ def split(
             continue
         cursor = start + 1
         end = start + len(piece)
-        heading = doc.text[slice(*spans[-1])] if spans and spans[-1][1] <= start else ""
-        if HEADING.match(heading) and length(heading) <= chunk_tokens // 4:
-            # A heading alone says nothing a passage can answer from, and it would take a
-            # retrieval place from its section: it opens the passage that follows it instead.
-            # The passage then runs over chunk_tokens by that line, a quarter of it at most (the
-            # default 200 + 50 stays within MiniLM's 256 word pieces).
-            start = spans.pop()[0]
+        at, last_end = spans[-1] if spans else (end, end)
+        last = _ENDS_IN_HEADING.search(doc.text[at:last_end])
+        if last and length(last.group(1)) <= chunk_tokens // 4:
+            # A heading that ends a passage (or is all of it) belongs to the text after it: it
+            # opens that passage instead, so a section's passage says what it is about and a
+            # lone title takes no retrieval place. The passage then runs over chunk_tokens by
+            # that line, a quarter of it at most (the default 200 + 50 stays within MiniLM's
+            # 256 word pieces).
+            kept = doc.text[at : at + last.start(1)].rstrip()
+            spans[-1:] = [(at, at + len(kept))] if kept else []
+            start = min(start, at + last.start(1))
         spans.append((start, end))
     paragraphs = paragraph_starts(doc.text)
     chunks: list[Chunk] = []

@@ -225,6 +225,22 @@ def test_a_heading_opens_the_passage_after_it_never_a_passage_alone():
     assert any(c.text.startswith("## Aftermath\n\nSentence number 0 ") for c in chunks)
     for c in chunks:
         assert doc.text[c.start : c.end] == c.text
+    # A heading the splitter left at the end of the passage before its section moves to the
+    # section's first passage, whether that passage overlapped the one before or not.
+    sizes = {"Alpha": 6, "Beta": 6, "Gamma": 12}
+    short = [" ".join(f"{w} sentence {i} is here." for i in range(n)) for w, n in sizes.items()]
+    text = f"# Title\n\n{short[0]}\n\n## Beta\n\n{short[1]}\n\n## Gamma\n\n{short[2]}"
+    doc = Document("s.md", "S", text)
+    chunks = chunking.split(doc, lambda s: len(s.split()), 40, 8)
+    for section in ("Beta", "Gamma"):
+        first = next(c for c in chunks if f"{section} sentence 0 " in c.text)
+        assert first.text.startswith(f"## {section}\n\n"), first.text
+    assert not [c.text for c in chunks if c.text.rstrip().splitlines()[-1].startswith("#")]
+    covered = np.zeros(len(text), dtype=bool)
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
+        covered[c.start : c.end] = True
+    assert all(covered[i] for i, ch in enumerate(text) if not ch.isspace())
     # A heading with nothing after it stays, so nothing is lost; so does one too long to add.
     assert chunking.split(Document("h.md", "H", "# Only a title"), len, 20, 0)[0].text == (
         "# Only a title"
