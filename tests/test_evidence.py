@@ -32,20 +32,6 @@ def _hit(text: str, doc: str = "d", start: int = 0, date: str | None = None) -> 
 # --- units --------------------------------------------------------------------------------
 
 
-def test_a_sentence_about_another_edition_than_the_questions_comes_last():
-    q = "Which actor won Best Actor at the 92nd Academy Awards?"
-    other = "Anthony Hopkins won Best Actor at the 93rd Academy Awards."
-    hits = [
-        _hit(other, "a"),
-        _hit("Joaquin Phoenix won Best Actor at the Academy Awards.", "b"),
-        _hit("The 92nd Academy Awards, after the 91st: Joaquin Phoenix won Best Actor.", "c"),
-    ]
-    embed = HashingEmbedder().embed
-    assert evidence.select(q, hits, embed)[-1].text == other  # only another edition named
-    # A question that names no edition keeps the sentence's place.
-    assert evidence.select(q.replace("92nd ", ""), hits, embed)[-1].text != other
-
-
 def test_units_are_the_sentences_that_bear_on_the_question_with_exact_offsets():
     doc = "Intro line here. The rare earth deal is due by April 26. Rain fell in Kyiv on Monday."
     hit = _hit(doc[17:], start=17)
@@ -85,6 +71,20 @@ def test_a_sentence_about_another_year_than_the_questions_comes_last():
     assert evidence.select(q.replace("2021", "2019"), hits, embed)[-1].text != other
     why = "Why did Kerber win the Wimbledon women's singles title in 2021?"
     assert evidence.select(why, hits, embed)[-1].text != other
+
+
+def test_a_sentence_about_another_edition_than_the_questions_comes_last():
+    q = "Which actor won Best Actor at the 92nd Academy Awards?"
+    other = "Anthony Hopkins won Best Actor at the 93rd Academy Awards."
+    hits = [
+        _hit(other, "a"),
+        _hit("Joaquin Phoenix won Best Actor at the Academy Awards.", "b"),
+        _hit("The 92nd Academy Awards, after the 91st: Joaquin Phoenix won Best Actor.", "c"),
+    ]
+    embed = HashingEmbedder().embed
+    assert evidence.select(q, hits, embed)[-1].text == other  # only another edition named
+    # A question that names no edition keeps the sentence's place.
+    assert evidence.select(q.replace("92nd ", ""), hits, embed)[-1].text != other
 
 
 def test_a_sentence_that_leans_on_the_one_before_takes_it_along():
