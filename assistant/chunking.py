@@ -21,8 +21,8 @@ from .schema import Chunk, Document
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
 SPLITTER_ID = "recursive-v3"  # v2: a lone heading opens the passage after it; v3: a last one too
 HEADING = re.compile(r"^#+\s[^\n]*$")  # a Markdown heading line, alone ("# Title")
-# Text whose last line is a heading.
-_ENDS_IN_HEADING = re.compile(r"(?:\A|\n)(#+[ \t][^\n]*)\Z")
+# Text whose last lines are headings ("# Title\n\n## Intro"): the run of them.
+_ENDS_IN_HEADING = re.compile(r"(?:\A|\n)((?:#+[ \t][^\n]*\n\s*)*#+[ \t][^\n]*)\Z")
 
 
 def paragraph_starts(text: str) -> list[int]:
@@ -63,10 +63,10 @@ def split(
         at, last_end = spans[-1] if spans else (end, end)
         last = _ENDS_IN_HEADING.search(doc.text[at:last_end])
         if last and length(last.group(1)) <= chunk_tokens // 4:
-            # A heading that ends a passage (or is all of it) belongs to the text after it: it
-            # opens that passage instead, so a section's passage says what it is about and a
+            # Headings that end a passage (or are all of it) belong to the text after them:
+            # they open that passage instead, so a section's passage says what it is about and a
             # lone title takes no retrieval place. The passage then runs over chunk_tokens by
-            # that line, a quarter of it at most (the default 200 + 50 stays within MiniLM's
+            # those lines, a quarter of it at most (the default 200 + 50 stays within MiniLM's
             # 256 word pieces).
             kept = doc.text[at : at + last.start(1)].rstrip()
             spans[-1:] = [(at, at + len(kept))] if kept else []

@@ -423,7 +423,8 @@ class Assistant:
         base = _replace(base, decision={**record, **{k: round(v, 4) for k, v in features.items()}})
         if p < threshold:
             return _final(base, f"{REFUSAL} {NOT_SUPPORTED}", True, timings, started)
-        holds_question = set(keywords(question)) <= set(keywords(f"{unit.title} {unit.text}"))
+        asked = set(keywords(question))
+        holds_question = bool(asked) and asked <= set(keywords(f"{unit.title} {unit.text}"))
         if (
             not statement
             and features["best_similarity"] < self.cfg.min_answer_similarity

@@ -241,6 +241,10 @@ def test_a_heading_opens_the_passage_after_it_never_a_passage_alone():
         assert doc.text[c.start : c.end] == c.text
         covered[c.start : c.end] = True
     assert all(covered[i] for i, ch in enumerate(text) if not ch.isspace())
+    # So does a run of headings, a title and a section's.
+    doc = Document("r.md", "R", f"# Title\n\n## Intro\n\n{long}")
+    chunks = chunking.split(doc, lambda s: len(s.split()), 20, 0)
+    assert chunks[0].text.startswith("# Title\n\n## Intro\n\nSentence number 0 ")
     # A heading with nothing after it stays, so nothing is lost; so does one too long to add.
     assert chunking.split(Document("h.md", "H", "# Only a title"), len, 20, 0)[0].text == (
         "# Only a title"
