@@ -19,7 +19,8 @@ from .schema import Chunk, Document
 # Paragraphs first, then sentences, then clauses, then words: the splitter only cuts inside a
 # sentence when that one sentence alone is longer than a passage.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
-SPLITTER_ID = "recursive-v3"  # v2: a lone heading opens the passage after it; v3: a last one too
+SPLITTER_ID = "recursive-v4"  # v2: a lone heading opens the passage after it; v3: a last one
+# too; v4: so does a passage of one short line (a plain-text title)
 HEADING = re.compile(r"^#+\s[^\n]*$")  # a Markdown heading line, alone ("# Title")
 # Text whose last lines are headings ("# Title\n\n## Intro"): the run of them.
 _ENDS_IN_HEADING = re.compile(r"(?:\A|\n)((?:#+[ \t][^\n]*\n\s*)*#+[ \t][^\n]*)\Z")
@@ -62,6 +63,10 @@ def split(
         end = start + len(piece)
         at, last_end = spans[-1] if spans else (end, end)
         last = _ENDS_IN_HEADING.search(doc.text[at:last_end])
+        if not last and last_end <= start and "\n" not in doc.text[at:last_end]:
+            # A passage of one line that the text after it did not fit with: a plain-text
+            # title ("Talks stall in Paris" over a long first paragraph) or a lone short line.
+            last = re.match(r"(.*)", doc.text[at:last_end])
         if last and length(last.group(1)) <= chunk_tokens // 4:
             # Headings that end a passage (or are all of it) belong to the text after them:
             # they open that passage instead, so a section's passage says what it is about and a

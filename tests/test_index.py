@@ -245,6 +245,10 @@ def test_a_heading_opens_the_passage_after_it_never_a_passage_alone():
     doc = Document("r.md", "R", f"# Title\n\n## Intro\n\n{long}")
     chunks = chunking.split(doc, lambda s: len(s.split()), 20, 0)
     assert chunks[0].text.startswith("# Title\n\n## Intro\n\nSentence number 0 ")
+    # So does a plain-text title, a passage of one short line.
+    doc = Document("p.txt", "Talks stall", f"Talks stall in Paris\n\n{long}")
+    chunks = chunking.split(doc, lambda s: len(s.split()), 20, 0)
+    assert chunks[0].text.startswith("Talks stall in Paris\n\nSentence number 0 ")
     # A heading with nothing after it stays, so nothing is lost; so does one too long to add.
     assert chunking.split(Document("h.md", "H", "# Only a title"), len, 20, 0)[0].text == (
         "# Only a title"
