@@ -275,6 +275,10 @@ class FakeLlama:
         self.loaded.append(list(state))
         self.input_ids, self.n_tokens = list(state), len(state)
 
+    @staticmethod
+    def longest_token_prefix(a: list[int], b: list[int]) -> int:
+        return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
     def generate(self, tokens: list[int], **kwargs):  # type: ignore[no-untyped-def]
         """Token i is reply piece i; its logit is 2 above every other token's 0."""
         self.calls.append({"prompt": tokens, **kwargs})

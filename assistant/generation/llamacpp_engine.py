@@ -147,10 +147,10 @@ class LlamaCppGenerator:
         0.04 s; reading the 72 tokens again about 1 s)."""
         if not self._fronts:
             return
-        front, state = max(self._fronts, key=lambda f: _shared(f[0], tokens))
-        if _shared(front, tokens) > _shared(
-            list(self.llama.input_ids[: self.llama.n_tokens]), tokens
-        ):
+        shared = self.llama.longest_token_prefix  # llama-cpp-python's own, as its cache uses
+        kept = [(shared(front, tokens), state) for front, state in self._fronts]
+        n, state = max(kept, key=lambda k: k[0])
+        if n > shared(self.llama.input_ids[: self.llama.n_tokens], tokens):
             self.llama.load_state(state)
 
     def _generate(
@@ -215,16 +215,6 @@ class LlamaCppGenerator:
             )
         text = self._template(messages=messages).prompt + start
         return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-
-
-def _shared(a: list[int], b: list[int]) -> int:
-    """The length of the prefix two token lists share."""
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _translated(steps: Iterator[int], name: str) -> Iterator[int]:
