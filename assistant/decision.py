@@ -128,15 +128,15 @@ FEATURES = (
     "confidence",  # the model's own: geometric mean of its answer tokens' probabilities
     "score",  # the unit's evidence score: cosine plus keyword share plus answer-type bonus
 )
-# Fitted by `python benchmarks/decision.py --sample 100 --fit ...` (docs/EVAL.md) on the index
-# whose headings open their passages. Intercept last.
-WEIGHTS = (1.551, -1.205, 0.154, -0.031, 0.303, 0.498, -0.180, -0.087, 1.452, 1.355, -0.060, -4.022)
+# Fitted by `python benchmarks/decision.py --sample 100 --fit ...` (docs/EVAL.md) on the
+# passages found with the year ranking (retrieval.py). Intercept last.
+WEIGHTS = (1.564, -1.322, -0.020, -0.116, 0.094, -0.214, 0.038, 0.231, 1.499, 1.568, -0.115, -3.451)
 # The same features for a statement's answer, a unit's own words (`attribute_statement`),
 # fitted on the statement questions alone by the same command.
 STATEMENT_WEIGHTS = (0.0, 0.513, 0.0, 0.0, 0.0, -0.036, 0.897, 0.880, 0.862, 0.439, 1.099, -3.057)
 # The confidence feature's value when the engine gives no scores (the transformers engine):
 # the median over the answers the weights were fitted on.
-UNKNOWN_CONFIDENCE = 0.896
+UNKNOWN_CONFIDENCE = 0.905
 
 
 def confidence(pieces: Sequence[str]) -> float | None:

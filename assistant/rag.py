@@ -230,6 +230,7 @@ class Assistant:
                 dense_weight=self.cfg.dense_weight,
                 keyword_weight=self.cfg.keyword_weight,
                 rrf_k=self.cfg.rrf_k,
+                year_weight=self.cfg.year_weight,
             )
         except IndexLoadError as e:
             self.index_error = str(e)

@@ -8,7 +8,9 @@ and MRR of the default retriever and of variants computed in this process on the
 - the document's date keyword-indexed with each passage (the title already is);
 - candidates per retriever (default 30), RRF k (default 60), the keyword weight (default 1);
 - a sentence-level score over the fused candidates (each candidate's best sentence's cosine to
-  the question, fused as a third ranking).
+  the question, fused as a third ranking);
+- without the default's year ranking (the candidates dated in a year the question names,
+  fused once more: `year_weight`), or with it at other weights.
 
 Then, for sets of short answers (RGB), how many questions have their gold answer in the top_k
 passages and in the evidence units picked from them, for top_k 5, 8 and 10.
@@ -30,7 +32,7 @@ from assistant.config import Config
 from assistant.evaluation import answer_correct, is_short, load_set
 from assistant.evidence import select, spans
 from assistant.rag import Assistant, build_index, make_embedder
-from assistant.retrieval import keywords, merge_overlaps
+from assistant.retrieval import keywords, merge_overlaps, years_named
 from assistant.schema import Hit
 from assistant.store import Index
 
@@ -95,7 +97,7 @@ def one_set(set_dir: Path, embedder) -> None:
         return float((best_sentence[row] @ qvec).max())
 
     def fused(dense="text (default)", bm25="title, text (default)", n=30, k=60, kw=1.0,
-              sentences=False):  # fmt: skip
+              sentences=False, year_w=cfg.year_weight):  # fmt: skip
         def rows_of(i: int) -> list[int]:
             sims = dense_of[dense] @ qvecs[i]
             score: dict[int, float] = {}
@@ -105,6 +107,11 @@ def one_set(set_dir: Path, embedder) -> None:
                 for rank, row in enumerate(ranked):
                     score[row] = score.get(row, 0.0) + weight / (k + rank + 1)
             rows = sorted(score, key=lambda r: (-score[r], r))[:n]
+            years = years_named(questions[i].question)
+            dated = [r for r in rows if years & years_named(chunks[r].date)]
+            for rank, row in enumerate(dated):
+                score[row] += year_w / (k + rank + 1)
+            rows.sort(key=lambda r: (-score[r], r))
             if sentences:
                 by_sentence = sorted(rows, key=lambda r: -sentence_cosine(r, qvecs[i]))
                 for rank, row in enumerate(by_sentence):
@@ -126,6 +133,8 @@ def one_set(set_dir: Path, embedder) -> None:
     for kw in (0.5, 1.5):
         print(f"  {f'keyword weight {kw}':34s} {fused(kw=kw)}")
     print(f"  {'+ best sentence ranking':34s} {fused(sentences=True)}")
+    for w in (0.0, 0.5, 2.0):
+        print(f"  {f'year ranking weight {w}':34s} {fused(year_w=w)}")
 
     short = [q for q in questions if all(is_short(a) for a in q.answers)]
     if len(short) < len(questions):  # long answers (CLAPnq) are not found by matching

@@ -313,6 +313,34 @@ def test_search_finds_the_right_passage(tmp_path):
     assert "April 26" in index.chunks[row].text
 
 
+def test_a_question_naming_a_year_ranks_documents_dated_that_year_higher(tmp_path):
+    # A preview of the 2019 final (dated 2018) says more of the question's words than the
+    # report dated 2019; the date the report speaks from puts it first.
+    seeds = make_seeds(
+        tmp_path,
+        {
+            "preview.txt": "Aug 30, 2018\n\nPreview: who will win the 2019 U.S. Open women's "
+            "final? The 2019 draw, the 2019 seeds and the U.S. Open final's favourites.",
+            "report.txt": "Sep 7, 2019\n\nAndreescu beat Williams in the U.S. Open final.",
+        },
+    )
+    run_build(seeds, tmp_path / "index")
+    index, emb = Index.load(tmp_path / "index"), HashingEmbedder()
+    assert [c.date for c in sorted(index.chunks, key=lambda c: c.doc_id)] == [
+        "Aug 30, 2018",
+        "Sep 7, 2019",
+    ]
+
+    def first(question: str, **kw) -> str:
+        return Retriever(index, emb, **kw).search(question, 2)[0].chunk.doc_id
+
+    assert first("Who won the U.S. Open women's final in 2019?", year_weight=0) == "preview.txt"
+    assert first("Who won the U.S. Open women's final in 2019?") == "report.txt"
+    # No year asked (or one no document is dated in): the order of the words and vectors.
+    assert first("Who won the U.S. Open women's final?") == "preview.txt"
+    assert first("Who won the U.S. Open women's final in 2021?") == "preview.txt"
+
+
 def test_incremental_rebuild_embeds_only_changes(tmp_path):
     seeds = make_seeds(
         tmp_path, {"a.txt": ARTICLE.read_text(), "b.txt": "Bee text one.", "c.txt": "Sea text two."}
