@@ -48,6 +48,14 @@ _NOT_NAMES = frozenset(
     "question answer passage passages document documents".split()
 )
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+# An amount of money: a currency sign before the number ("$6 billion", "US$6.9"), or a
+# currency after it ("1.65 billion dollars").
+_MONEY = re.compile(
+    rf"[$€£¥₹]\s?({_NUMBER.pattern})"
+    rf"|({_NUMBER.pattern})(?:\s+(?:thousand|million|billion|trillion))?\s+"
+    r"(?:dollars?|euros?|pounds?|yen|rupees?)\b",
+    re.I,
+)
 # Sentences in documents that try to steer the model; left out of the prompt (kept in the UI).
 _INJECTION = re.compile(
     r"(ignore|disregard|forget)\b.{0,40}\b(instruction|prompt|rule|above|previous)"
@@ -134,6 +142,11 @@ def _content(text: str) -> set[str]:
 
 def _numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(MARKER.sub(" ", text))}
+
+
+def _amounts(text: str) -> set[str]:
+    """The numbers text gives as amounts of money: {"180000"} for "$180,000"."""
+    return {(a or b).replace(",", "") for a, b in _MONEY.findall(MARKER.sub(" ", text))}
 
 
 def _plain_word(word: str) -> str:
@@ -370,6 +383,9 @@ class SupportChecker:
             # the first step ..." for "What did Ukraine take the first step towards?").
             keys = {k for k in key_terms(sent) if k[0].isdigit() or _root(k) not in asked}
             marks = markers_in(sent)
+            # An amount of money is supported by that amount of money, not by the same number
+            # counting something else ("$180,000" for revenue, from "180,000 vehicles").
+            money = _amounts(sent)
             if len(words) < 2 and not marks:  # "Yes." / connective fragments: nothing to check
                 results.append(Sentence(sent, marks, True))
                 continue
@@ -380,6 +396,7 @@ class SupportChecker:
                 if keys and n not in windows:
                     windows[n] = windows_of(hit)
                 keys_ok = not keys or any(all(_found(k, w) for k in keys) for w in windows[n])
+                keys_ok = keys_ok and money <= _amounts(hit.chunk.text)
                 # The quote is the passage sentence that shares the most content words with the
                 # answer sentence, cosine breaking ties: lexical overlap locates facts better.
                 overlaps = np.array(

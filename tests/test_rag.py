@@ -110,6 +110,25 @@ def test_numbers_must_appear_in_the_passage():
     assert not sents[0].supported
 
 
+@pytest.mark.parametrize(
+    ("answer", "supported"),
+    [
+        ("$180,000 [1].", False),  # the passage counts vehicles, not dollars
+        ("180,000 vehicles [1].", True),
+        ("$1.65 billion [1].", True),  # "1.65 billion dollars" is the same amount
+        ("1.65 billion dollars [1].", True),
+        ("€1.65 billion [1].", True),
+    ],
+)
+def test_an_amount_of_money_needs_money_in_the_passage(answer, supported):
+    hits = _hits(
+        "In the first quarter, Tesla produced just over 180,000 vehicles. "
+        "Google bought YouTube for 1.65 billion dollars in 2006."
+    )
+    _, sents, _ = SupportChecker(HashingEmbedder().embed).check(answer, hits)
+    assert sents[0].supported is supported
+
+
 SNIPPET = (
     "Jul 9, 2022 ... Elena Rybakina won the women's singles final at Wimbledon on Saturday ... "
     "The crowd on Centre Court cheered. Rain had stopped by noon ... "
