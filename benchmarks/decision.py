@@ -18,7 +18,8 @@ kept in the eval replies cache, so a second run replays them in about a minute. 
   closest unit is below `min_answer_similarity` counts as refused at every threshold).
 
     python benchmarks/decision.py ../shared/eval/rgb-noise ../shared/eval/rgb-reject \
-        ../shared/eval/clapnq-dev --fit --answers-from ../shared/eval/rgb-noise
+        ../shared/eval/clapnq-dev benchmarks/article --sample 100 --fit \
+        --answers-from ../shared/eval/rgb-noise
 
 Some "unanswerable" rgb-reject questions are answered by their noise passages after all (the
 noise for "When was GPT-3 released?" says "June of 2020"). With `--answers-from`, an unanswerable
