@@ -30,6 +30,7 @@ MONTH = (
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
 YEAR = r"(?:1[5-9]\d\d|20\d\d)"  # a year as news text writes one
+_YEAR = re.compile(rf"\b{YEAR}\b")
 _ORDINAL = r"(?:st|nd|rd|th)?"
 # As much of a date as is written: "November 12, 2020", "Nov. 12", "12 November 2020",
 # "19th October", "June 2020", "2015". The alternatives are tried in this order at each place.
@@ -72,6 +73,11 @@ class Date:
             and self.parts != other.parts
             and all(a is not None for a, b in zip(self.parts, other.parts) if b is not None)
         )
+
+
+def years_named(text: str | None) -> set[str]:
+    """The years a text names: {"2019"} for "Sep 7, 2019"."""
+    return set(_YEAR.findall(text or ""))
 
 
 def find(text: str) -> list[Date]:

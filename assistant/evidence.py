@@ -39,7 +39,6 @@ _PRONOUN = re.compile(r"\b(he|she|they|him|her|them|his|their|its|it)\b", re.I)
 _ENDS_IN_LABEL = re.compile(r"[;·|:]\s*[^\W\d][\w'’-]*(?:\s+[a-z][\w'’-]*){0,2}\s*[.:]$")
 MIN_WORDS = 4  # a shorter sentence gets the one before it as context
 QUOTE_WORDS = 80  # a quote left open joins the sentences after it up to this length
-_YEAR = re.compile(rf"\b{dates.YEAR}\b")
 # An edition's number in digits: "the 92nd Academy Awards", "the 61st Grammys".
 _ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.I)
 
@@ -85,8 +84,8 @@ def _about_another_year(text: str, date: str, years: set[int]) -> bool:
     """Whether text states years and all of them lie two or more from the question's `years`,
     in a document not dated in one of them. A year apart is the same edition often enough (a
     season announced the year before, "the 2017-18 season"); two or more is another one."""
-    stated = {int(y) for y in _YEAR.findall(text)}
-    if not stated or {int(y) for y in _YEAR.findall(date)} & years:
+    stated = {int(y) for y in dates.years_named(text)}
+    if not stated or {int(y) for y in dates.years_named(date)} & years:
         return False
     return all(abs(s - y) >= 2 for s in stated for y in years)
 
@@ -177,7 +176,7 @@ def select(
     asked = set(keywords(question))
     terms = key_terms(question)
     # A reason or a statement may well lie in another year (the cause before the event).
-    years = {int(y) for y in _YEAR.findall(question)} if kind != "statement" else set()
+    years = {int(y) for y in dates.years_named(question)} if kind != "statement" else set()
     editions = {n.lstrip("0") for n in _ORDINAL.findall(question)} if kind != "statement" else set()
     scores = []
     for (p, _, _), text, cos in zip(candidates, texts, cosines):

@@ -25,7 +25,6 @@ STOPWORDS = frozenset(
     "such only own under until up very just should now tell said says".split()
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
-_YEAR = re.compile(rf"\b{dates.YEAR}\b")
 
 
 def keywords(text: str) -> list[str]:
@@ -38,11 +37,6 @@ def keywords(text: str) -> list[str]:
             word = word[:-1]
         out.append(word)
     return out
-
-
-def years_named(text: str | None) -> set[str]:
-    """The years a text names: {"2019"} for "Sep 7, 2019"."""
-    return set(_YEAR.findall(text or ""))
 
 
 class Retriever:
@@ -87,10 +81,10 @@ class Retriever:
         for rank, row in enumerate(self._keyword_rows(query)):
             fused[row] = fused.get(row, 0.0) + self.keyword_weight / (self.rrf_k + rank + 1)
         rows = sorted(fused, key=lambda r: (-fused[r], r))[: self.candidates]
-        years = years_named(query)
+        years = dates.years_named(query)
         if years and self.year_weight:
             # The candidates dated in a year the question names, in their fused order.
-            dated = [r for r in rows if years & years_named(self.index.chunks[r].date)]
+            dated = [r for r in rows if years & dates.years_named(self.index.chunks[r].date)]
             for rank, row in enumerate(dated):
                 fused[row] += self.year_weight / (self.rrf_k + rank + 1)
             rows.sort(key=lambda r: (-fused[r], r))

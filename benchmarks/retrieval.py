@@ -29,10 +29,11 @@ import bm25s
 import numpy as np
 
 from assistant.config import Config
+from assistant.dates import years_named
 from assistant.evaluation import answer_correct, is_short, load_set
 from assistant.evidence import select, spans
 from assistant.rag import Assistant, build_index, make_embedder
-from assistant.retrieval import keywords, merge_overlaps, years_named
+from assistant.retrieval import keywords, merge_overlaps
 from assistant.schema import Hit
 from assistant.store import Index
 
