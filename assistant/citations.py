@@ -396,7 +396,7 @@ class SupportChecker:
                 if keys and n not in windows:
                     windows[n] = windows_of(hit)
                 keys_ok = not keys or any(all(_found(k, w) for k in keys) for w in windows[n])
-                keys_ok = keys_ok and money <= _amounts(hit.chunk.text)
+                keys_ok = keys_ok and (not money or money <= _amounts(hit.chunk.text))
                 # The quote is the passage sentence that shares the most content words with the
                 # answer sentence, cosine breaking ties: lexical overlap locates facts better.
                 overlaps = np.array(
