@@ -132,7 +132,7 @@ FEATURES = (
 # Fitted by `python benchmarks/decision.py --sample 100 --fit ...` (docs/EVAL.md) on the
 # passages found with the year ranking (retrieval.py), the article set among the sets so that
 # the fit sees a person's own news article beside RGB's snippets. Intercept last.
-WEIGHTS = (1.668, -1.207, -0.011, 0.035, 0.179, -0.196, -0.192, -0.239, 1.65, 1.905, -0.128, -3.643)
+WEIGHTS = (1.684, -1.229, 0.092, 0.041, 0.077, -0.129, -0.154, -0.290, 1.654, 1.895, -0.103, -3.684)
 # The same features for a statement's answer, a unit's own words (`attribute_statement`),
 # fitted on the statement questions alone by the same command.
 STATEMENT_WEIGHTS = (0.0, 0.513, 0.0, 0.0, 0.0, -0.036, 0.897, 0.880, 0.862, 0.439, 1.099, -3.057)

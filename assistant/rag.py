@@ -31,7 +31,7 @@ from .config import Config
 from .embedding import BACKENDS, Embedder
 from .errors import AssistantError
 from .indexing import BuildReport, ChunkerSettings, Progress, build
-from .retrieval import Retriever, keywords
+from .retrieval import Retriever, keywords, reading_order
 from .schema import Answer, Citation, Evidence, Hit, IndexedDocument, Sentence
 from .store import Index, IndexLoadError
 
@@ -253,7 +253,7 @@ class Assistant:
         return retriever.index.documents() if retriever else []
 
     def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
-        """The best passages for a standalone question."""
+        """The best passages for a standalone question, in the order they are chosen."""
         retriever = self._retriever
         if retriever is None:
             return []
@@ -314,7 +314,7 @@ class Assistant:
         if standalone != question:
             timings["rewrite_ms"] = _ms(started)
         t0 = time.perf_counter()
-        hits = self.retrieve(standalone)
+        hits = reading_order(self.retrieve(standalone))
         timings["retrieval_ms"] = _ms(t0)
         base = Answer(question, "", False, tuple(hits), standalone_question=standalone)
 

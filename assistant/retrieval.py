@@ -2,7 +2,8 @@
 
 A question that names a year ranks the candidates whose document is dated that year a third
 time: news about "the 2019 U.S. Open" is most often dated 2019 ("Sep 7, 2019 ...") while the
-snippets about other editions of the same event are not (docs/EVAL.md).
+snippets about other editions of the same event are not (docs/EVAL.md). That ranking chooses
+which passages are found; each keeps its fused score, by which the answer reads them.
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ class Retriever:
             self.bm25.index(corpus, show_progress=False)
 
     def search(self, query: str, k: int) -> list[Hit]:
-        """The k best passages for query, overlapping neighbours of one document merged."""
+        """The k best passages for query, in the order chosen, overlapping neighbours merged.
+
+        Hit.score is the fused relevance, without the year ranking: the order to read them in.
+        """
         if not self.index.chunks:
             return []
         qvec = self.embedder.embed([query])[0]
@@ -83,11 +87,13 @@ class Retriever:
         rows = sorted(fused, key=lambda r: (-fused[r], r))[: self.candidates]
         years = dates.years_named(query)
         if years and self.year_weight:
-            # The candidates dated in a year the question names, in their fused order.
+            # The candidates dated in a year the question names, in their fused order, ranked
+            # a third time: this ranking chooses the passages, their score stays the fused one.
+            chosen = dict(fused)
             dated = [r for r in rows if years & dates.years_named(self.index.chunks[r].date)]
             for rank, row in enumerate(dated):
-                fused[row] += self.year_weight / (self.rrf_k + rank + 1)
-            rows.sort(key=lambda r: (-fused[r], r))
+                chosen[row] += self.year_weight / (self.rrf_k + rank + 1)
+            rows.sort(key=lambda r: (-chosen[r], r))
         sims = self._similarities(qvec, rows, dict(dense))
         hits = [Hit(self.index.chunks[r], fused[r], sims[r]) for r in rows]
         return merge_overlaps(hits)[:k]
@@ -118,6 +124,11 @@ class Retriever:
             vecs = self.index.vectors_of(missing)
             sims.update(zip(missing, (vecs @ qvec).tolist()))
         return sims
+
+
+def reading_order(hits: list[Hit]) -> list[Hit]:
+    """The passages found, most relevant first: one chosen for its date keeps its place."""
+    return sorted(hits, key=lambda h: -h.score)
 
 
 def merge_overlaps(hits: list[Hit]) -> list[Hit]:

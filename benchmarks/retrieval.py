@@ -33,7 +33,7 @@ from assistant.dates import years_named
 from assistant.evaluation import answer_correct, is_short, load_set
 from assistant.evidence import select, spans
 from assistant.rag import Assistant, build_index, make_embedder
-from assistant.retrieval import keywords, merge_overlaps
+from assistant.retrieval import keywords, merge_overlaps, reading_order
 from assistant.schema import Hit
 from assistant.store import Index
 
@@ -149,7 +149,7 @@ def one_set(set_dir: Path, embedder) -> None:
         units = {
             q.id: select(
                 q.question,
-                hits_of[q.id][:top_k],
+                reading_order(hits_of[q.id][:top_k]),
                 embedder.embed,
                 cfg.evidence_units,
                 cfg.evidence_words,

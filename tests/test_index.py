@@ -17,7 +17,7 @@ from fakes import HashingEmbedder, seeded_config
 from assistant import chunking, store
 from assistant.indexing import BuildBusyError, ChunkerSettings, build
 from assistant.ingest import READER, IngestError, find_date, read_document, scan
-from assistant.retrieval import Retriever
+from assistant.retrieval import Retriever, reading_order
 from assistant.schema import Document
 from assistant.store import Index, IndexLoadError
 
@@ -336,6 +336,9 @@ def test_a_question_naming_a_year_ranks_documents_dated_that_year_higher(tmp_pat
 
     assert first("Who won the U.S. Open women's final in 2019?", year_weight=0) == "preview.txt"
     assert first("Who won the U.S. Open women's final in 2019?") == "report.txt"
+    # The year chose the report; its score stays its relevance, so it is read after the preview.
+    found = Retriever(index, emb).search("Who won the U.S. Open women's final in 2019?", 2)
+    assert [h.chunk.doc_id for h in reading_order(found)] == ["preview.txt", "report.txt"]
     # No year asked (or one no document is dated in): the order of the words and vectors.
     assert first("Who won the U.S. Open women's final?") == "preview.txt"
     assert first("Who won the U.S. Open women's final in 2021?") == "preview.txt"

@@ -46,6 +46,27 @@ def test_keyword_search_finds_names_and_numbers(cfg):
     assert a.retrieve("Stavanger", k=1)[0].chunk.doc_id == "chess.txt"
 
 
+YEARS = {
+    "preview.txt": "Aug 30, 2018\n\nPreview: who will win the 2019 U.S. Open women's final? "
+    "The 2019 draw, the 2019 seeds and the U.S. Open final's favourites.",
+    "report.txt": "Sep 7, 2019\n\nAndreescu beat Williams in the U.S. Open final.",
+}
+
+
+@pytest.mark.cfg(YEARS)
+def test_a_passage_chosen_for_its_year_is_read_in_its_place_by_relevance(cfg):
+    question = "Who won the U.S. Open women's final in 2019?"
+    a = make(cfg, reply=cite("Andreescu", "Andreescu"))
+    assert a.retrieve(question, k=1)[0].chunk.doc_id == "report.txt"  # chosen first
+    answer = a.ask(question)
+    read = [h.chunk.doc_id for h in answer.passages]
+    assert read.index("preview.txt") < read.index("report.txt")
+    assert [h.score for h in answer.passages] == sorted(
+        (h.score for h in answer.passages), reverse=True
+    )
+    assert not answer.abstained and "Andreescu" in answer.text
+
+
 def test_overlapping_passages_are_merged():
     text = "one two three four five six seven eight nine ten"
     a = Chunk("d#0", "d", text[:23], 0, 23, 1, "D")
