@@ -87,8 +87,9 @@ class Config:
     # question's own (assistant/evidence.py). Not for statement questions.
     other_year_penalty: float = 1.0
     # Answer when the fitted probability that the model's answer is right is at
-    # least this (assistant/decision.py); 0 never refuses there, 1 always does.
-    answer_threshold: float = 0.25
+    # least this (assistant/decision.py); 0 never refuses there, 1 always does. The curve
+    # and the choice of 0.30 are in docs/EVAL.md ("The decision").
+    answer_threshold: float = 0.3
     # The same for a statement's answer, a unit's own words (what someone said, why, how),
     # whose probability has weights of its own (decision.STATEMENT_WEIGHTS).
     statement_threshold: float = 0.4
