@@ -130,8 +130,9 @@ FEATURES = (
     "score",  # the unit's evidence score: cosine plus keyword share plus answer-type bonus
 )
 # Fitted by `python benchmarks/decision.py --sample 100 --fit ...` (docs/EVAL.md) on the
-# passages found with the year ranking (retrieval.py), the article set among the sets so that
-# the fit sees a person's own news article beside RGB's snippets. Intercept last.
+# passages chosen with the year ranking and read by relevance (retrieval.py), the article set
+# among the sets so that the fit sees a person's own news article beside RGB's snippets.
+# Intercept last.
 WEIGHTS = (1.684, -1.229, 0.092, 0.041, 0.077, -0.129, -0.154, -0.290, 1.654, 1.895, -0.103, -3.684)
 # The same features for a statement's answer, a unit's own words (`attribute_statement`),
 # fitted on the statement questions alone by the same command.
