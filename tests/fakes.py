@@ -133,6 +133,13 @@ def config_env(cfg: Config) -> dict[str, str]:
 
 
 SEEDS = Path(__file__).parent.parent / "seeds"
+# A preview of the 2019 final (dated 2018) says more of "Who won the U.S. Open women's final in
+# 2019?" than the report dated 2019: the year ranking's test documents.
+YEAR_DOCS = {
+    "preview.txt": "Aug 30, 2018\n\nPreview: who will win the 2019 U.S. Open women's final? "
+    "The 2019 draw, the 2019 seeds and the U.S. Open final's favourites.",
+    "report.txt": "Sep 7, 2019\n\nAndreescu beat Williams in the U.S. Open final.",
+}
 
 
 def seeded_config(tmp_path: Path, extra: dict[str, str] | None = None, **overrides) -> Config:

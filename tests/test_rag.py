@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from fakes import HashingEmbedder, ScriptedGenerator, passage_number
+from fakes import YEAR_DOCS, HashingEmbedder, ScriptedGenerator, passage_number
 
 from assistant import cli, rag
 from assistant.citations import REFUSAL, SupportChecker, sentences_of, strip_unknown_markers
@@ -46,14 +46,7 @@ def test_keyword_search_finds_names_and_numbers(cfg):
     assert a.retrieve("Stavanger", k=1)[0].chunk.doc_id == "chess.txt"
 
 
-YEARS = {
-    "preview.txt": "Aug 30, 2018\n\nPreview: who will win the 2019 U.S. Open women's final? "
-    "The 2019 draw, the 2019 seeds and the U.S. Open final's favourites.",
-    "report.txt": "Sep 7, 2019\n\nAndreescu beat Williams in the U.S. Open final.",
-}
-
-
-@pytest.mark.cfg(YEARS)
+@pytest.mark.cfg(YEAR_DOCS)
 def test_a_passage_chosen_for_its_year_is_read_in_its_place_by_relevance(cfg):
     question = "Who won the U.S. Open women's final in 2019?"
     a = make(cfg, reply=cite("Andreescu", "Andreescu"))
