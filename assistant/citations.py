@@ -370,11 +370,10 @@ class SupportChecker:
         svec = vectors[: len(sents)] if vectors is not None else None
         pvec = vectors[len(sents) :] if vectors is not None else None
 
-        results: list[Sentence] = []
-        citations: dict[tuple[int, str], Citation] = {}
         offset_of = np.cumsum([0] + [len(ps) for ps in passage_sents])
         windows: dict[int, list[set[str]]] = {}
         asked = {_root(w) for w in _words(question)}
+        judged: list[tuple[str, tuple[int, ...], list[tuple[bool, float, int, str]]]] = []
         for i, sent in enumerate(sents):
             words = _content(sent)
             # The sentence's numbers and the names it adds to the question must hold together
@@ -387,7 +386,7 @@ class SupportChecker:
             # counting something else ("$180,000" for revenue, from "180,000 vehicles").
             money = _amounts(sent)
             if len(words) < 2 and not marks:  # "Yes." / connective fragments: nothing to check
-                results.append(Sentence(sent, marks, True))
+                judged.append((sent, marks, []))
                 continue
             scored = []
             for n, hit in enumerate(hits, 1):
@@ -412,21 +411,43 @@ class SupportChecker:
                 combined = 0.5 * lexical + 0.5 * semantic
                 ok = keys_ok and (lexical >= self.min_lexical or combined >= self.min_combined)
                 scored.append((ok, combined, n, passage_sents[n - 1][best]))
-            cited = [s for s in scored if s[2] in marks]
-            supporting = [s for s in cited if s[0]]
-            if not supporting:
+            judged.append((sent, marks, scored))
+
+        def supporting(marks: tuple[int, ...], scored: list) -> list:
+            chosen = [s for s in scored if s[2] in marks and s[0]]
+            if not chosen:
                 # The model cited the wrong passage or none: point at the one that does support it.
                 best_any = max(scored, key=lambda s: (s[0], s[1]))
-                if best_any[0]:
-                    supporting = [best_any]
-                    sent = MARKER.sub("", sent).rstrip(" .!?") + f" [{best_any[2]}]."
-                    marks = (best_any[2],)
-            for ok, _, n, quote in supporting or cited:
+                chosen = [best_any] if best_any[0] else []
+            return chosen
+
+        picks = [supporting(marks, scored) if scored else [] for _, marks, scored in judged]
+        used = {s[2] for chosen in picks for s in chosen}
+        if question and used and not anchored(question, [hits[n - 1] for n in used]):
+            # The passages cited are about something else (another year's final), while another
+            # passage that supports the same words is about what was asked ("World Cup 2014
+            # winner - Germany."): that one is cited.
+            about = {n for n in range(1, len(hits) + 1) if anchored(question, [hits[n - 1]])}
+            for i, (_, _, scored) in enumerate(judged):
+                better = [s for s in scored if s[0] and s[2] in about]
+                if better:
+                    picks[i] = [max(better, key=lambda s: s[1])]
+
+        results: list[Sentence] = []
+        citations: dict[tuple[int, str], Citation] = {}
+        for (sent, marks, scored), chosen in zip(judged, picks):
+            if not scored:
+                results.append(Sentence(sent, marks, True))
+                continue
+            if chosen and not set(marks) & {s[2] for s in chosen}:
+                sent = MARKER.sub("", sent).rstrip(" .!?") + f" [{chosen[0][2]}]."
+                marks = (chosen[0][2],)
+            for ok, _, n, quote in chosen or [s for s in scored if s[2] in marks]:
                 hit = hits[n - 1]
                 citations.setdefault(
                     (n, quote), Citation(n, hit.chunk.doc_id, hit.chunk.id, ok, quote)
                 )
-            results.append(Sentence(sent, marks, bool(supporting)))
+            results.append(Sentence(sent, marks, bool(chosen)))
         used = {c.n for c in citations.values() if c.supported}
         if question and used and not anchored(question, [hits[n - 1] for n in used]):
             results = [dataclasses.replace(s, supported=False) for s in results]

@@ -143,6 +143,21 @@ def test_an_amount_of_money_needs_money_in_the_passage(answer, supported):
     assert sents[0].supported is supported
 
 
+def test_a_claim_cites_the_passage_about_what_was_asked_when_the_one_cited_is_not():
+    hits = _hits(
+        "Germany won the World Cup final against Argentina after extra time.",
+        "World Cup 2014 winner - Germany. Runner-up - Argentina.",
+    )
+    question = "Who won the World Cup Final in 2014?"
+    checker = SupportChecker(HashingEmbedder().embed)
+    _, sents, cites = checker.check("Germany [1].", hits, question)
+    assert sents[0].supported and sents[0].markers == (2,)
+    assert [c.n for c in cites if c.supported] == [2]
+    # With no passage about 2014, the claim stays unsupported.
+    _, sents, _ = checker.check("Germany [1].", hits[:1], question)
+    assert not sents[0].supported
+
+
 SNIPPET = (
     "Jul 9, 2022 ... Elena Rybakina won the women's singles final at Wimbledon on Saturday ... "
     "The crowd on Centre Court cheered. Rain had stopped by noon ... "
