@@ -125,15 +125,16 @@ FEATURES = (
     "numbers",  # 1 if every number of the question (a year, an edition) is found with it, else 0
     "similarity",  # cosine between the question and the unit
     "best_similarity",  # the highest cosine of any unit
-    "rank",  # 1 / the retrieval rank of the unit's passage
+    "rank",  # 1 / the place of the unit's document among the retrieved passages' documents
     "confidence",  # the model's own: geometric mean of its answer tokens' probabilities
     "score",  # the unit's evidence score: cosine plus keyword share plus answer-type bonus
 )
 # Fitted by `python benchmarks/decision.py --sample 100 --fit ...` (docs/EVAL.md) on the
-# passages chosen with the year ranking and read by relevance (retrieval.py), the article set
-# among the sets so that the fit sees a person's own news article beside RGB's snippets.
+# passages chosen with the year ranking and read by relevance (retrieval.py), `rank` that of the
+# unit's document, the article set among the sets so that the fit sees a person's own news
+# article beside RGB's snippets.
 # Intercept last.
-WEIGHTS = (1.684, -1.229, 0.092, 0.041, 0.077, -0.129, -0.154, -0.290, 1.654, 1.895, -0.103, -3.684)
+WEIGHTS = (1.635, -1.197, 0.082, 0.038, 0.020, -0.148, -0.142, -0.287, 1.747, 1.964, -0.035, -3.790)
 # The same features for a statement's answer, a unit's own words (`attribute_statement`),
 # fitted on the statement questions alone by the same command.
 STATEMENT_WEIGHTS = (0.0, 0.513, 0.0, 0.0, 0.0, -0.036, 0.897, 0.880, 0.862, 0.439, 1.099, -3.057)
@@ -240,7 +241,7 @@ def unit_features(
         "numbers": float(all(_found(n, words) for n in numbers)),
         "similarity": unit.similarity,
         "best_similarity": best_similarity,
-        "rank": 1.0 / unit.passage,
+        "rank": 1.0 / unit.doc_rank,
         "confidence": UNKNOWN_CONFIDENCE if sure is None else sure,
         "score": unit.score,
     }

@@ -208,6 +208,8 @@ def select(
         used_words += n_words
         if len(chosen) >= limit:
             break
+    # A document split into passages is found once: its rank is its best passage's.
+    documents = list(dict.fromkeys(hit.chunk.doc_id for hit in hits))
     out = []
     for n, i in enumerate(chosen, 1):
         p, a, b = candidates[i]
@@ -225,6 +227,7 @@ def select(
                 similarity=round(float(cosines[i]), 4),
                 score=round(scores[i], 4),
                 title=chunk.title,
+                doc_rank=documents.index(chunk.doc_id) + 1,
             )
         )
     return out

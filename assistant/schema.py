@@ -93,6 +93,7 @@ class Evidence:
     similarity: float = 0.0
     score: float = 0.0
     title: str = ""  # its document's title
+    doc_rank: int = 1  # the place of its document among the retrieved passages' documents
 
 
 @dataclass(frozen=True)

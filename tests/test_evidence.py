@@ -42,6 +42,22 @@ def test_units_are_the_sentences_that_bear_on_the_question_with_exact_offsets():
     assert units[0].passage == 1 and units[0].doc_id == "d"
 
 
+def test_a_unit_ranks_with_its_document_not_with_its_passage():
+    hits = [
+        _hit("Rubio met European leaders in Paris on Thursday.", "article"),
+        _hit("Trump held a press conference with Italian leader Giorgia Meloni.", "article"),
+        _hit("Meloni spoke to reporters in Rome.", "notes"),
+    ]
+    q = "Who did Trump hold a press conference with?"
+    units = evidence.select(q, hits, HashingEmbedder().embed)
+    ranks = {u.passage: u.doc_rank for u in units}
+    assert ranks == {1: 1, 2: 1, 3: 2}
+    # The article's second passage counts as the first document found.
+    second = next(u for u in units if u.passage == 2)
+    unit, features, _ = decision.attribute(q, "Giorgia Meloni", [second], [second.n])
+    assert unit is second and features["rank"] == 1.0
+
+
 def test_a_sentence_about_another_year_than_the_questions_comes_last():
     # (Unit order here is the fake embedder's; only the penalised sentence's place is asserted.)
     q = "Who won the Wimbledon women's singles title in 2021?"

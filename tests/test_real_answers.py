@@ -85,6 +85,35 @@ def test_a_quantity_the_article_never_gives_is_refused(assistant, question):
     assert answer.abstained, (answer.text, answer.decision)
 
 
+@pytest.fixture(scope="module", params=ENGINES)
+def headlined(request, tmp_path_factory) -> Assistant:
+    """The shipped article saved as news often is: its headline on a "# " line above it."""
+    tmp = tmp_path_factory.mktemp("headlined")
+    (tmp / "seeds").mkdir()
+    text = next((ROOT / "seeds").glob("*.txt")).read_text("utf-8")
+    headline = "# US may abandon Ukraine mediation within days, Rubio warns"
+    (tmp / "seeds" / "article.md").write_text(f"{headline}\n\n{text}", "utf-8")
+    cfg = Config.from_env(
+        seeds_dir=tmp / "seeds", index_dir=tmp / "index", engine=request.param, max_new_tokens=96
+    )
+    return Assistant.from_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("question", "stated"),
+    [
+        ("Who did Trump hold a press conference with?", "Meloni"),
+        ("What is Rubio's job?", "Secretary of State"),
+    ],
+)
+def test_a_fact_in_any_passage_of_a_headlined_article_is_answered(headlined, question, stated):
+    # Both were refused while the decision weighed the rank of the passage, not of the
+    # document: the headline moved their passage from first to second.
+    answer = headlined.ask(question)
+    assert not answer.abstained, (answer.text, answer.decision)
+    assert stated in answer.text
+
+
 def test_a_fact_the_article_only_talks_around_is_refused(assistant):
     # Answered "Ukraine", from "... guarantees for Ukraine's security", before a short answer
     # needed a unit close to the question.
