@@ -27,15 +27,16 @@ def seeds_copy(tmp_path_factory) -> Path:
     return tmp
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def assistant(request, seeds_copy) -> Assistant:
+def _open(folder: Path, engine: str) -> Assistant:
     cfg = Config.from_env(
-        seeds_dir=seeds_copy / "seeds",
-        index_dir=seeds_copy / "index",
-        engine=request.param,
-        max_new_tokens=96,
+        seeds_dir=folder / "seeds", index_dir=folder / "index", engine=engine, max_new_tokens=96
     )
     return Assistant.from_config(cfg)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def assistant(request, seeds_copy) -> Assistant:
+    return _open(seeds_copy, request.param)
 
 
 def test_factual_question_gets_a_supported_citation(assistant):
@@ -93,10 +94,7 @@ def headlined(request, tmp_path_factory) -> Assistant:
     text = next((ROOT / "seeds").glob("*.txt")).read_text("utf-8")
     headline = "# US may abandon Ukraine mediation within days, Rubio warns"
     (tmp / "seeds" / "article.md").write_text(f"{headline}\n\n{text}", "utf-8")
-    cfg = Config.from_env(
-        seeds_dir=tmp / "seeds", index_dir=tmp / "index", engine=request.param, max_new_tokens=96
-    )
-    return Assistant.from_config(cfg)
+    return _open(tmp, request.param)
 
 
 @pytest.mark.parametrize(
