@@ -356,8 +356,9 @@ class SupportChecker:
         A passage supports a sentence when enough of the sentence's content words are in it
         (lexically, or lexically and semantically combined) and all the sentence's key terms
         (numbers, names) occur together in one of its windows (a sentence and its neighbours).
-        When the supporting passages do not mention the question's own numbers and names, no
-        sentence counts as supported.
+        When the supporting passages do not mention the question's own numbers and names, a
+        sentence is cited to a passage that supports it and does; without one, no sentence counts
+        as supported.
         """
         text = strip_unknown_markers(answer, len(hits))
         sents = sentences_of(text)

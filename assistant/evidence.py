@@ -208,7 +208,7 @@ def select(
         used_words += n_words
         if len(chosen) >= limit:
             break
-    # A document split into passages is found once: its rank is its best passage's.
+    # A document split into passages is found once, in the place of its best passage.
     documents = list(dict.fromkeys(hit.chunk.doc_id for hit in hits))
     out = []
     for n, i in enumerate(chosen, 1):
