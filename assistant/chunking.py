@@ -26,6 +26,42 @@ HEADING = re.compile(r"^#+\s[^\n]*$")  # a Markdown heading line, alone ("# Titl
 _ENDS_IN_HEADING = re.compile(r"(?:\A|\n)((?:#+[ \t][^\n]*\n\s*)*#+[ \t][^\n]*)\Z")
 
 
+# A text whose widest line is this long may be hard-wrapped (narrower: a list of short lines).
+WRAP_WIDTHS = (40, 120)
+# A line that opens a heading, a list item, a quote or a table row ("# ", "- ", "2. ", "| ").
+_OPENS_ITEM = re.compile(r"^\s*(?:[#*•|>+-]|\d+[.)]\s)")
+
+
+def unwrap(text: str) -> str:
+    r"""`text` with the line breaks inside hard-wrapped paragraphs turned into spaces.
+
+    A file saved at a fixed width, or a PDF's text ("... a ceasefire can be\nreached, US
+    Secretary ..."), breaks its sentences at every line's end. A line that runs to near the
+    widest line of a text as wide as `WRAP_WIDTHS` allow, with another line of its paragraph
+    after it, continues on that line; headlines, list items, table rows and paragraphs written
+    on one line keep their breaks. The length stays the same, so offsets into the text hold.
+
+    >>> unwrap("The rare earth deal between the two countries is due\nby April 26.\n\n# Next")
+    'The rare earth deal between the two countries is due by April 26.\n\n# Next'
+    >>> unwrap("Director: Justin Kurzel\nStarring: Michael Fassbender")
+    'Director: Justin Kurzel\nStarring: Michael Fassbender'
+    """
+    lines = text.split("\n")
+    width = max(len(line.rstrip()) for line in lines)
+    if not WRAP_WIDTHS[0] <= width <= WRAP_WIDTHS[1]:
+        return text
+    out = []
+    for line, after in zip(lines, lines[1:]):
+        soft = (
+            len(line.rstrip()) >= 0.7 * width
+            and after.strip()
+            and line.lstrip()[:1] not in "#|"
+            and not _OPENS_ITEM.match(after)
+        )
+        out.append(line + (" " if soft else "\n"))
+    return "".join(out) + lines[-1]
+
+
 def paragraph_starts(text: str) -> list[int]:
     """Offsets where paragraphs start: blank-line separated if there are blank lines, else lines."""
     sep = r"\n\s*\n" if re.search(r"\n\s*\n", text) else r"\n"

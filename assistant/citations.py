@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .chunking import unwrap
 from .dates import MONTH_NAMES
 from .retrieval import STOPWORDS, keywords
 from .schema import Citation, Hit, Sentence
@@ -86,7 +87,8 @@ def sentences_of(text: str) -> list[str]:
     if not re.match(rf"\s*{marker}", text):
         text = re.sub(rf"([.!?])\s*((?:{marker}\s*)*{marker})", r" \2\1 ", text)
     out: list[str] = []
-    for line in text.splitlines():  # a line break ends a sentence too (headlines, list items)
+    # A line break ends a sentence too (headlines, list items), unless it only wraps a line.
+    for line in unwrap(text).splitlines():
         out.extend(p.strip() for p in _SENTENCE_END.split(" ".join(line.split())) if p.strip())
     return out
 

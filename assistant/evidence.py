@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import dates
-from .chunking import HEADING
+from .chunking import HEADING, unwrap
 from .citations import _INJECTION, _SENTENCE_END, DATE, key_terms
 from .decision import asked_type, holds_type
 from .retrieval import keywords
@@ -44,8 +44,10 @@ _ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.I)
 
 
 def spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of text, whitespace trimmed; line breaks end sentences too."""
+    """(start, end) of each sentence of text, whitespace trimmed; line breaks end sentences too,
+    unless they only wrap a line (`chunking.unwrap`)."""
     out = []
+    text = unwrap(text)
     for line in re.finditer(r"[^\n]+", text):
         pos = line.start()
         pieces = _SENTENCE_END.split(line.group(0))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from .chunking import unwrap
 from .errors import AssistantError
 from .schema import Document
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 # How files become Documents (titles, dates, text). The manifest records it; a build with
 # another reader reads every document again. v1 titled plain text by its file name.
-READER = "reader-v2"
+READER = "reader-v3"  # v3: a hard-wrapped first paragraph is read whole as the title
 TITLE_MAX_CHARS = 160  # a longer first line is a paragraph, not a heading
 _TEMP_SUFFIXES = ("~", ".tmp", ".swp", ".part", ".crdownload")
 
@@ -217,7 +218,7 @@ def first_line_title(text: str) -> str:
     >>> first_line_title("One line only.")
     ''
     """
-    head, _, rest = text.strip().partition("\n")
+    head, _, rest = unwrap(text.strip()).partition("\n")  # a wrapped headline, whole
     head = " ".join(head.split())
     if not head or not rest.strip() or len(head) > TITLE_MAX_CHARS:
         return ""

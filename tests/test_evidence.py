@@ -42,6 +42,39 @@ def test_units_are_the_sentences_that_bear_on_the_question_with_exact_offsets():
     assert units[0].passage == 1 and units[0].doc_id == "d"
 
 
+def test_a_hard_wrapped_passage_gives_whole_sentences_and_keeps_its_headings():
+    doc = (
+        "The US will abandon attempts to mediate a peace agreement between Russia and\n"
+        "Ukraine within days if there are no clear signs that a ceasefire can be\n"
+        "reached, Rubio has warned. The goal is to finalize the deal by April\n"
+        "26.\n\n"
+        "Security guarantees for Ukraine?\n"
+        "Director: Justin Kurzel\n"
+        "- The White House did not respond to a request for more details.\n"
+    )
+    units = evidence.select(
+        "When will the US abandon mediation?", [_hit(doc)], HashingEmbedder().embed
+    )
+    texts = {" ".join(u.text.split()) for u in units}
+    assert (
+        "The US will abandon attempts to mediate a peace agreement between Russia and Ukraine "
+        "within days if there are no clear signs that a ceasefire can be reached, Rubio has warned."
+    ) in texts
+    assert "The goal is to finalize the deal by April 26." in texts
+    assert all(doc[u.start : u.end] == u.text for u in units)  # offsets into the file hold
+    # A short line, a label and a list item keep their own lines.
+    cut = [doc[a:b] for a, b in evidence.spans(doc)]
+    assert cut[-3:] == [
+        "Security guarantees for Ukraine?",
+        "Director: Justin Kurzel",
+        "- The White House did not respond to a request for more details.",
+    ]
+    # Written on one line per paragraph, the same text is cut the same way.
+    flat = doc.replace(" and\nUkraine", " and Ukraine").replace("be\nreached", "be reached")
+    flat = flat.replace("April\n26.", "April 26.")
+    assert evidence.spans(flat) == evidence.spans(doc)
+
+
 def test_a_unit_ranks_with_its_document_not_with_its_passage():
     hits = [
         _hit("Rubio met European leaders in Paris on Thursday.", "article"),

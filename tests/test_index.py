@@ -97,6 +97,21 @@ def test_txt_title_is_its_first_line_and_the_file_date_is_kept_apart(tmp_path):
     assert docs["plain.md"].title == "Ferry notes"
 
 
+def test_a_hard_wrapped_first_paragraph_is_read_whole_as_the_title(tmp_path):
+    text = (
+        "US Secretary of State Marco Rubio has questioned the US's role in mediating\n"
+        "peace talks in Ukraine.\n\n"
+        "The US will abandon attempts to mediate a peace agreement between Russia and\n"
+        "Ukraine within days, Rubio has warned.\n"
+    )
+    doc = read_document(scan(make_seeds(tmp_path, {"wrapped.txt": text}))[0][0])
+    assert doc.title == (
+        "US Secretary of State Marco Rubio has questioned the US's role in mediating "
+        "peace talks in Ukraine."
+    )
+    assert doc.text == text.strip()  # the text itself keeps its line breaks and offsets
+
+
 def test_find_date_variants():
     assert find_date("Published 2024-01-05 by X") == "2024-01-05"
     assert find_date("Kyiv, 7 April 2025 - talks") == "7 April 2025"

@@ -220,6 +220,21 @@ def test_neighbouring_sentences_support_a_claim_together():
     assert not sents[0].supported
 
 
+def test_a_hard_wrapped_passage_is_read_in_whole_sentences():
+    text = (
+        "The US will abandon attempts to mediate a peace agreement between Russia and\n"
+        "Ukraine within days, Rubio warned. The goal is to finalize the deal by April\n"
+        "26.\n\nSecurity guarantees\nThe White House did not respond."
+    )
+    assert sentences_of(text) == [
+        "The US will abandon attempts to mediate a peace agreement between Russia and Ukraine "
+        "within days, Rubio warned.",
+        "The goal is to finalize the deal by April 26.",
+        "Security guarantees",
+        "The White House did not respond.",
+    ]
+
+
 def test_abbreviations_do_not_end_sentences():
     assert sentences_of("Gauff won the U.S. Open in New York. Mr. Smith watched.") == [
         "Gauff won the U.S. Open in New York.",
