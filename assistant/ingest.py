@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 # How files become Documents (titles, dates, text). The manifest records it; a build with
 # another reader reads every document again. v1 titled plain text by its file name.
-READER = "reader-v3"  # v3: a hard-wrapped first paragraph is read whole as the title
+# v3: a hard-wrapped first paragraph is read whole as the title; v4: a PDF without a title of
+# its own is titled by its first line, as plain text is.
+READER = "reader-v4"
 TITLE_MAX_CHARS = 160  # a longer first line is a paragraph, not a heading
 _TEMP_SUFFIXES = ("~", ".tmp", ".swp", ".part", ".crdownload")
 
@@ -359,7 +361,11 @@ def _read_pdf(doc_id: str, data: bytes, fallback_title: str) -> Document:
     if not text.strip():
         raise IngestError("PDF has no extractable text (scanned images need OCR first)")
     return Document(
-        doc_id, meta_title.strip() or fallback_title, text, find_date(text[:3000]), tuple(starts)
+        doc_id,
+        meta_title.strip() or first_line_title(text) or fallback_title,
+        text,
+        find_date(text[:3000]),
+        tuple(starts),
     )
 
 

@@ -145,6 +145,7 @@ def test_pdf_pages_and_offsets(tmp_path):
         writer.write(fh)
     doc = read_document(scan(pdf.parent)[0][0])
     assert len(doc.page_starts) == 2
+    assert doc.title == "First page about rare earth metals."  # no title of its own: line one
     chunks = chunking.split(doc, lambda s: len(s.split()), 6, 0)
     ceasefire = next(c for c in chunks if "ceasefire" in c.text)
     rare = next(c for c in chunks if "rare" in c.text)
