@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import math
+import re
 import threading
 import time
 import uuid
@@ -208,10 +209,13 @@ def citations_of(answer: Answer) -> list[dict[str, Any]]:
     out = []
     for c in answer.citations:
         chunk = answer.passages[c.n - 1].chunk
-        at = chunk.text.find(c.quote) if c.quote else -1
+        # The quote's words, whatever spaces or line breaks stand between them in the passage
+        # (a hard-wrapped text's sentence runs over lines; the quote reads it on one).
+        words = c.quote.split()
+        at = re.search(r"\s+".join(map(re.escape, words)), chunk.text) if words else None
         start, end = (
-            (chunk.start + at, chunk.start + at + len(c.quote))
-            if at >= 0
+            (chunk.start + at.start(), chunk.start + at.end())
+            if at
             else (
                 chunk.start,
                 chunk.end,

@@ -6,6 +6,7 @@ a free port; the models are fakes (a hashing embedder, a scripted model).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -25,6 +26,7 @@ from assistant import api, server, ui
 from assistant.citations import REFUSAL
 from assistant.config import Config, ConfigError
 from assistant.rag import Assistant
+from assistant.schema import Answer, Chunk, Citation, Hit
 
 ROOT = Path(__file__).parent.parent
 ARTICLE = "rubio-us-mediation-russia-ukraine-talks.txt"
@@ -164,6 +166,19 @@ def test_answer_carries_citations_that_point_into_the_document(shared):
     text = (ROOT / "seeds" / ARTICLE).read_text(encoding="utf-8")
     assert text[citation["start"] : citation["end"]] == citation["quote"]
     assert response.usage.completion_tokens > 0 and response.usage.prompt_tokens > 0
+
+
+def test_a_quote_over_a_line_break_is_found_where_it_stands():
+    text = (
+        "Intro.\nThe US will abandon attempts to mediate between Russia and\nUkraine within days."
+    )
+    chunk = Chunk("w.txt#0", "w.txt", text, 100, 100 + len(text), 1, "W")
+    quote = "The US will abandon attempts to mediate between Russia and Ukraine within days."
+    answer = Answer("q", "a", False, passages=(Hit(chunk, 1.0),))
+    answer = dataclasses.replace(answer, citations=(Citation(1, "w.txt", "w.txt#0", True, quote),))
+    [found] = api.citations_of(answer)
+    assert (found["start"], found["end"]) == (107, 100 + len(text))
+    assert text[found["start"] - 100 : found["end"] - 100].split() == quote.split()
 
 
 def test_stream_sends_citations_first_then_the_answer(shared):
