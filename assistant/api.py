@@ -22,7 +22,6 @@ import hmac
 import json
 import logging
 import math
-import re
 import threading
 import time
 import uuid
@@ -35,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from .citations import find_quote
 from .config import is_loopback
 from .errors import AssistantError, explain
 from .rag import QuestionError, clean_question
@@ -209,18 +209,10 @@ def citations_of(answer: Answer) -> list[dict[str, Any]]:
     out = []
     for c in answer.citations:
         chunk = answer.passages[c.n - 1].chunk
-        # The quote's words, whatever spaces or line breaks stand between them in the passage
-        # (a hard-wrapped text's sentence runs over lines; the quote reads it on one).
-        words = c.quote.split()
-        at = re.search(r"\s+".join(map(re.escape, words)), chunk.text) if words else None
-        start, end = (
-            (chunk.start + at.start(), chunk.start + at.end())
-            if at
-            else (
-                chunk.start,
-                chunk.end,
-            )
-        )
+        at = find_quote(chunk.text, c.quote)
+        start, end = chunk.start, chunk.end  # the whole passage, unless the quote is found
+        if at:
+            start, end = chunk.start + at.start(), chunk.start + at.end()
         out.append(
             {
                 "n": c.n,

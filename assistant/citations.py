@@ -77,6 +77,17 @@ _REFUSAL = re.compile(
 REFUSAL = "The documents do not contain the answer."
 
 
+def find_quote(text: str, quote: str) -> re.Match | None:
+    r"""Where `quote` stands in `text`, whatever spaces or line breaks stand between its words
+    (a hard-wrapped sentence runs over lines; its quote reads on one).
+
+    >>> find_quote("deal due\nby April 26.", "due by April 26.").span()
+    (5, 21)
+    """
+    words = quote.split()
+    return re.search(r"\s+".join(map(re.escape, words)), text) if words else None
+
+
 def sentences_of(text: str) -> list[str]:
     """Split prose into sentences, each with its markers.
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from .citations import MARKER, marker_numbers, markers_in
+from .citations import MARKER, find_quote, marker_numbers, markers_in
 from .ingest import SUFFIXES
 from .schema import Answer, Document, Hit, IndexedDocument
 
@@ -248,10 +248,7 @@ def _highlight(text: str, quotes: Iterable[tuple[str, bool]]) -> str:
     """Escaped passage text with each quoted sentence inside <mark> (whitespace-insensitive)."""
     spans: list[tuple[int, int, bool]] = []
     for quote, supported in quotes:
-        words = quote.split()
-        if not words:
-            continue
-        found = re.search(r"\s+".join(re.escape(w) for w in words), text)
+        found = find_quote(text, quote)
         if found and not any(s < found.end() and found.start() < e for s, e, _ in spans):
             spans.append((found.start(), found.end(), supported))
     out, cursor = [], 0
