@@ -218,11 +218,13 @@ def key_terms(text: str) -> set[str]:
 
 
 def _words(text: str) -> set[str]:
-    """The plain words of text, its numbers, the numbers its number words name, and each
-    month both written out and abbreviated ("Nov. 15" holds "November")."""
+    """The plain words of text, the parts of its hyphenated words, its numbers, the numbers its
+    number words name, and each month both written out and abbreviated ("Nov. 15" holds
+    "November")."""
     text = MARKER.sub(" ", text)
     words = _with_months({_plain_word(w) for w in re.findall(r"[\w’'.-]+", text)})
-    return words | _numbers(text) | {n for w in words if (n := _number_named(w))}
+    parts = {p for w in words if "-" in w for p in w.split("-") if p}
+    return words | parts | _numbers(text) | {n for w in words if (n := _number_named(w))}
 
 
 # A month's written-out name and its abbreviations name the same month.
@@ -282,9 +284,12 @@ def holds_all(terms: set[str], text: str) -> bool:
 
 
 def _found(term: str, words: set[str]) -> bool:
-    """Whether a key term is among the words; long words match on a 6-letter stem."""
+    """Whether a key term is among the words; long words match on a 6-letter stem, and a
+    hyphenated one ("air-to-air") on its parts, however the text spaces its hyphens."""
     if term in words:
         return True
+    if "-" in term.strip("-"):
+        return all(_found(p, words) for p in term.split("-") if p)
     if len(term) < 5 or term[0].isdigit():
         return False
     stem = term[:6]

@@ -115,6 +115,14 @@ class Config:
         "Reply with the number of the sentence that answers the question, like: [3]. "
         "If none does, reply: not found."
     )
+    # Asked again when the model's answer to a question that asks for no number is a lone
+    # sentence number ("4 [4]" for "How soon will the US abandon mediation?"): it pointed
+    # without writing the answer. Without that number its likeliest reply is the answer
+    # ("days [1]"; docs/EVAL.md).
+    words_request: str = (
+        "The answer is not a sentence number: reply with its words, then the number, like: "
+        "Paris [2]"
+    )
     # Serving.
     host: str = "127.0.0.1"
     port: int = 7860

@@ -350,7 +350,8 @@ class Assistant:
         # on and decides whether to give it (decision.py).
         # A statement (what someone said, why, how) is answered by a unit's own words: the
         # model is asked to point at it.
-        statement = decision.asked_type(named) == "statement"
+        kind = decision.asked_type(named)
+        statement = kind == "statement"
         request = self.cfg.point_request if statement else ""
         messages = evidence_messages(standalone, units, self.cfg.system_prompt, request)
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
@@ -366,6 +367,21 @@ class Assistant:
         if first is not None and len(pieces) > 1:
             gen_s = time.perf_counter() - first
             timings["tokens_per_s"] = round((len(pieces) - 1) / gen_s, 2) if gen_s > 0 else 0.0
+        if not statement and _numbers_a_unit(_body(text), units) and kind != "number":
+            # The model wrote a sentence's number as its answer ("4 [4]" for "How soon ...?",
+            # its likeliest first tokens being 4, 2, 3 and 1): it pointed without answering. Asked
+            # again for the answer's words (the prompt is cached up to the request line), it
+            # writes them ("days [1]"); a reply that is a sentence's number again stands.
+            t0 = time.perf_counter()
+            again = evidence_messages(
+                standalone, units, self.cfg.system_prompt, self.cfg.words_request
+            )
+            retold = list(self.generator.stream(again, self.cfg.max_new_tokens, stop=stop))
+            timings["words_ms"] = _ms(t0)
+            reply = "".join(retold)
+            if not _numbers_a_unit(_body(reply), units):
+                text, pieces = reply, retold
+                yield _replace(base, text=_body(text), timings=dict(timings))
         if statement and _declined(text):
             # Asked to point, the model said "not found" where a unit may well state it ("Why
             # does the White House not give ...": "The White House argues that ..."). Its reply
@@ -524,6 +540,12 @@ def _follows_up(question: str) -> bool:
 def _refuses(body: str) -> bool:
     """Whether the model's answer (markers removed) is a refusal: "not found" or the like."""
     return bool(_NOT_FOUND.match(body) or is_refusal(body))
+
+
+def _numbers_a_unit(body: str, units: Sequence[Evidence]) -> bool:
+    """Whether the model's answer (markers removed) is only the number of an evidence unit."""
+    number = body.strip(" .")
+    return number.isdigit() and 1 <= int(number) <= max((u.n for u in units), default=0)
 
 
 def _declined(reply: str) -> bool:

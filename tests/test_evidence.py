@@ -568,6 +568,27 @@ def test_an_answer_of_digits_is_an_answer_not_a_bare_marker(cfg):
     assert "Roscoff" not in answer.text  # not the unit's words in its place
 
 
+def test_a_sentence_number_given_as_the_answer_is_asked_again_for_the_answers_words(cfg):
+    # "1 [1]" to "Which storm ...?": the model pointed without writing the answer. It is asked
+    # again, with a line saying so after the question, and its words answer.
+    def reply(m):
+        n = passage_number(m, "120 km/h")
+        if m[-1]["content"].endswith(cfg.words_request):
+            return f"A storm with winds of 120 km/h [{n}]"
+        return f"{n} [{n}]"
+
+    a = make(cfg, reply)
+    answer = a.ask("Which storm hit the coast of Brittany?")
+    first, again = a.generator.prompts
+    assert again[-1]["content"] == first[-1]["content"] + "\n" + cfg.words_request
+    assert not answer.abstained and "120 km/h" in answer.text and "words_ms" in answer.timings
+    # A number asked for is an answer: not asked again. Nor is a reply that is a number again.
+    for question in ("How many storms hit Brittany?", "Which storm hit the coast of Brittany?"):
+        a = make(cfg, lambda m: f"{passage_number(m, '120 km/h')} [1]")
+        a.ask(question)
+        assert len(a.generator.prompts) == (1 if question.startswith("How many") else 2)
+
+
 def test_an_unsupported_detail_is_cut_and_the_supported_core_stands(cfg):
     def reply(m):
         n = passage_number(m, "120 km/h")

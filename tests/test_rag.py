@@ -125,6 +125,23 @@ def test_numbers_must_appear_in_the_passage():
 
 
 @pytest.mark.parametrize(
+    ("answer", "passage"),
+    [
+        # Text tokenised with spaced hyphens (CLAPnq's Wikipedia) and the answer written whole.
+        ("Air-to-air photography [1].", "Air - to - air photography is the art of it."),
+        # And the other way round: the answer spaced, the passage hyphenated.
+        ("Air to Air photography [1].", "Air-to-air photography is the art of it."),
+    ],
+)
+def test_a_hyphenated_name_is_found_however_its_hyphens_are_spaced(answer, passage):
+    checker = SupportChecker(HashingEmbedder().embed)
+    _, sents, _ = checker.check(answer, _hits(passage))
+    assert sents[0].supported
+    _, sents, _ = checker.check("Air-to-sea photography [1].", _hits(passage))
+    assert not sents[0].supported  # every part must be there
+
+
+@pytest.mark.parametrize(
     ("answer", "supported"),
     [
         ("$180,000 [1].", False),  # the passage counts vehicles, not dollars

@@ -62,6 +62,7 @@ ANSWER_FIELDS = (
     "min_answer_similarity",
     "system_prompt",
     "point_request",
+    "words_request",
     "generator",
     "engine",
     "max_new_tokens",
