@@ -25,8 +25,9 @@ SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 # How files become Documents (titles, dates, text). The manifest records it; a build with
 # another reader reads every document again. v1 titled plain text by its file name.
 # v3: a hard-wrapped first paragraph is read whole as the title; v4: a PDF without a title of
-# its own is titled by its first line, as plain text is.
-READER = "reader-v4"
+# its own is titled by its first line, as plain text is; v5: a PDF's running headers, footers
+# and page numbers are left out, and a sentence runs on over a page break.
+READER = "reader-v5"
 TITLE_MAX_CHARS = 160  # a longer first line is a paragraph, not a heading
 _TEMP_SUFFIXES = ("~", ".tmp", ".swp", ".part", ".crdownload")
 
@@ -351,11 +352,13 @@ def _read_pdf(doc_id: str, data: bytes, fallback_title: str) -> Document:
         raise IngestError(f"corrupt PDF ({type(e).__name__}: {e})") from None
     except Exception as e:  # pypdf raises many kinds on damaged files; none may stop a build
         raise IngestError(f"unreadable PDF ({type(e).__name__}: {e})") from None
+    pages = _without_running_lines(pages)
     starts: list[int] = []
     text = ""
     for page in pages:
         if text:
-            text += "\n\n"
+            # A sentence that runs on to the next page goes on in the same paragraph.
+            text += "\n" if text.rstrip()[-1:] not in _ENDS else "\n\n"
         starts.append(len(text))
         text += page
     if not text.strip():
@@ -367,6 +370,40 @@ def _read_pdf(doc_id: str, data: bytes, fallback_title: str) -> Document:
         find_date(text[:3000]),
         tuple(starts),
     )
+
+
+_ENDS = tuple(".!?:;\"”’')")
+# A line that only numbers its page: "3", "- 3 -", "Page 3", "3 of 7", "3/7".
+_PAGE_NUMBER = re.compile(r"^\W*(?:page\s+)?\d{1,4}(?:\s*(?:/|of)\s*\d{1,4})?\W*$", re.I)
+
+
+def _without_running_lines(pages: list[str]) -> list[str]:
+    """The pages without what is printed around each one's text: a page number alone on the
+    first or last line, and a line that opens or closes at least half of the pages (two at
+    least), its numbers aside: a browser's "4/18/25, 10:15 AM  <page title>" above and
+    "<address>  1/3" below, a journal's running head."""
+
+    def shape(line: str) -> str:
+        return re.sub(r"\d+", "#", " ".join(line.split()))
+
+    def edges(lines: list[str]) -> set[int]:
+        filled = [i for i, line in enumerate(lines) if line.strip()]
+        return set(filled[:2] + filled[-2:])
+
+    split = [page.split("\n") for page in pages]
+    seen: dict[str, int] = {}
+    for lines in split:
+        for form in {shape(lines[i]) for i in edges(lines)}:
+            seen[form] = seen.get(form, 0) + 1
+    least = max(2, (len(pages) + 1) // 2)
+    running = {form for form, n in seen.items() if n >= least} if len(pages) > 1 else set()
+    out = []
+    for lines in split:
+        drop = {
+            i for i in edges(lines) if shape(lines[i]) in running or _PAGE_NUMBER.match(lines[i])
+        }
+        out.append("\n".join(line for i, line in enumerate(lines) if i not in drop).strip())
+    return out
 
 
 _MONTHS = (

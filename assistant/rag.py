@@ -367,7 +367,7 @@ class Assistant:
         if first is not None and len(pieces) > 1:
             gen_s = time.perf_counter() - first
             timings["tokens_per_s"] = round((len(pieces) - 1) / gen_s, 2) if gen_s > 0 else 0.0
-        if not statement and _numbers_a_unit(_body(text), units) and kind != "number":
+        if kind not in ("statement", "number") and _numbers_a_unit(_body(text), units):
             # The model wrote a sentence's number as its answer ("4 [4]" for "How soon ...?",
             # its likeliest first tokens being 4, 2, 3 and 1): it pointed without answering. Asked
             # again for the answer's words (the prompt is cached up to the request line), it

@@ -15,6 +15,7 @@ import pytest
 from fakes import YEAR_DOCS, HashingEmbedder, seeded_config
 
 from assistant import chunking, store
+from assistant.citations import sentences_of
 from assistant.indexing import BuildBusyError, ChunkerSettings, build
 from assistant.ingest import READER, IngestError, find_date, read_document, scan
 from assistant.retrieval import Retriever, reading_order
@@ -118,18 +119,17 @@ def test_find_date_variants():
     assert find_date("no date in here") is None
 
 
-def test_pdf_pages_and_offsets(tmp_path):
+def _write_pdf(path: Path, pages: list[list[str]]) -> None:
+    """A real PDF, one page per list of lines, written by pypdf itself."""
     pypdf = pytest.importorskip("pypdf")
     from pypdf.generic import NameObject
 
-    # A real two-page PDF with text, written by pypdf itself.
-    pdf = tmp_path / "seeds" / "report.pdf"
-    pdf.parent.mkdir()
     writer = pypdf.PdfWriter()
-    for text in ("First page about rare earth metals.", "Second page about a ceasefire."):
-        page = writer.add_blank_page(300, 200)
+    for lines in pages:
+        page = writer.add_blank_page(600, 800)
         stream = pypdf.generic.DecodedStreamObject()
-        stream.set_data(f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode())
+        shown = "\n".join(f"({line}) Tj T*" for line in lines)
+        stream.set_data(f"BT /F1 10 Tf 12 TL 20 760 Td\n{shown}\nET".encode())
         font = pypdf.generic.DictionaryObject(
             {
                 NameObject("/Type"): NameObject("/Font"),
@@ -141,8 +141,14 @@ def test_pdf_pages_and_offsets(tmp_path):
             {NameObject("/Font"): pypdf.generic.DictionaryObject({NameObject("/F1"): font})}
         )
         page[NameObject("/Contents")] = writer._add_object(stream)
-    with open(pdf, "wb") as fh:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
         writer.write(fh)
+
+
+def test_pdf_pages_and_offsets(tmp_path):
+    pdf = tmp_path / "seeds" / "report.pdf"
+    _write_pdf(pdf, [["First page about rare earth metals."], ["Second page about a ceasefire."]])
     doc = read_document(scan(pdf.parent)[0][0])
     assert len(doc.page_starts) == 2
     assert doc.title == "First page about rare earth metals."  # no title of its own: line one
@@ -150,6 +156,45 @@ def test_pdf_pages_and_offsets(tmp_path):
     ceasefire = next(c for c in chunks if "ceasefire" in c.text)
     rare = next(c for c in chunks if "rare" in c.text)
     assert (rare.page, ceasefire.page) == (1, 2)
+
+
+def test_a_printed_pages_header_footer_and_number_are_left_out(tmp_path):
+    # As a browser prints a news page: the time and the page's title above each page, its
+    # address and "page/pages" below; a sentence runs on over the page break.
+    # The text is hard-wrapped, as a PDF's lines are.
+    body = [
+        [
+            "Talks stall in Paris",
+            "",
+            "Rubio met European leaders in Paris on Thursday and warned that the",
+            "US would walk away within days. The deal should be finalised by",
+        ],
+        ["April 26, officials said. Kyiv wants guarantees.", "2 of the 3 drafts were agreed."],
+        ["Moscow did not reply."],
+    ]
+    pages = [
+        [
+            "4/18/25, 10:15 AM    Talks stall in Paris | News",
+            *lines,
+            f"https://news.example.org/talks    {i}/3",
+        ]
+        for i, lines in enumerate(body, 1)
+    ]
+    pdf = tmp_path / "seeds" / "talks.pdf"
+    _write_pdf(pdf, pages)
+    doc = read_document(scan(pdf.parent)[0][0])
+    assert doc.title == "Talks stall in Paris"
+    assert "10:15" not in doc.text and "https" not in doc.text
+    assert "The deal should be finalised by April 26, officials said." in sentences_of(doc.text)
+    assert "2 of the 3 drafts were agreed." in doc.text  # a number inside the text stays
+    assert [doc.text[s:].split("\n")[0] for s in doc.page_starts] == [
+        "Talks stall in Paris",
+        "April 26, officials said. Kyiv wants guarantees.",
+        "Moscow did not reply.",
+    ]
+    # A page number alone at the foot of a page goes too, on a single page as well.
+    _write_pdf(pdf, [["A short note on the ceasefire talks.", "- 1 -"]])
+    assert read_document(scan(pdf.parent)[0][0]).text == "A short note on the ceasefire talks."
 
 
 BAD = {
