@@ -373,8 +373,8 @@ def _read_pdf(doc_id: str, data: bytes, fallback_title: str) -> Document:
 
 
 _ENDS = tuple(".!?:;\"”’')")
-# A line that only numbers its page: "3", "- 3 -", "Page 3", "3 of 7", "3/7".
-_PAGE_NUMBER = re.compile(r"^\W*(?:page\s+)?\d{1,4}(?:\s*(?:/|of)\s*\d{1,4})?\W*$", re.I)
+# A line that only numbers its page: "3", "- 3 -", "Page 3", "3 of 7", "3/7" (not a year).
+_PAGE_NUMBER = re.compile(r"^\W*(?:page\s+)?\d{1,3}(?:\s*(?:/|of)\s*\d{1,3})?\W*$", re.I)
 
 
 def _without_running_lines(pages: list[str]) -> list[str]:

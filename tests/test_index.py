@@ -195,6 +195,8 @@ def test_a_printed_pages_header_footer_and_number_are_left_out(tmp_path):
     # A page number alone at the foot of a page goes too, on a single page as well.
     _write_pdf(pdf, [["A short note on the ceasefire talks.", "- 1 -"]])
     assert read_document(scan(pdf.parent)[0][0]).text == "A short note on the ceasefire talks."
+    _write_pdf(pdf, [["2025", "A short note on the ceasefire talks."]])  # a year is no page
+    assert read_document(scan(pdf.parent)[0][0]).text.startswith("2025")
 
 
 BAD = {
