@@ -26,7 +26,8 @@ SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 # another reader reads every document again. v1 titled plain text by its file name.
 # v3: a hard-wrapped first paragraph is read whole as the title; v4: a PDF without a title of
 # its own is titled by its first line, as plain text is; v5: a PDF's running headers, footers
-# and page numbers are left out, and a sentence runs on over a page break.
+# and page numbers are left out, and a sentence runs on over a page break; a web page whose
+# title holds its headline is titled by the headline.
 READER = "reader-v5"
 TITLE_MAX_CHARS = 160  # a longer first line is a paragraph, not a heading
 _TEMP_SUFFIXES = ("~", ".tmp", ".swp", ".part", ".crdownload")
@@ -304,12 +305,9 @@ def _read_html(doc_id: str, text: str, fallback_title: str) -> Document:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(text, "html.parser")
-    title = ""
     h1, time_tag = soup.find("h1"), soup.find("time")
-    if soup.title and soup.title.get_text(strip=True):
-        title = soup.title.get_text(" ", strip=True)
-    elif h1:
-        title = h1.get_text(" ", strip=True)
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    title = title or (h1.get_text(" ", strip=True) if h1 else "")
     date = None
     for attrs in _DATE_METAS:
         meta = soup.find("meta", attrs=attrs)
@@ -322,6 +320,12 @@ def _read_html(doc_id: str, text: str, fallback_title: str) -> Document:
     for tag in soup(_DROP_TAGS):
         tag.decompose()
     body = soup.find("article") or soup.find("main") or soup.body or soup
+    # A page's title often adds the site's name to the headline ("Talks stall | World | The
+    # Times"): the headline it holds is the title then (the article's, not a logo's in the
+    # page's header, dropped above).
+    h1 = body.find("h1")
+    if h1 and (headline := h1.get_text(" ", strip=True)) and headline in title:
+        title = headline
     blocks = [
         b.get_text(" ", strip=True)
         for b in body.find_all(_BLOCK_TAGS)

@@ -362,7 +362,9 @@ class Assistant:
                 timings["first_token_ms"] = _ms(started)
             text += piece
             pieces.append(piece)
-            if not statement:  # a statement's reply is a unit's number, its answer that unit
+            # A statement's reply is a unit's number, its answer that unit; a short answer that
+            # so far reads as a unit's number may be asked again (below): neither is shown yet.
+            if not statement and not _numbers_a_unit(_body(text), units):
                 yield _replace(base, text=_body(text), timings=dict(timings))
         if first is not None and len(pieces) > 1:
             gen_s = time.perf_counter() - first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from fakes import HashingEmbedder, ScriptedGenerator, passage_number
@@ -582,6 +583,9 @@ def test_a_sentence_number_given_as_the_answer_is_asked_again_for_the_answers_wo
     first, again = a.generator.prompts
     assert again[-1]["content"] == first[-1]["content"] + "\n" + cfg.words_request
     assert not answer.abstained and "120 km/h" in answer.text and "words_ms" in answer.timings
+    # The number is never shown as the answer while the reply streams in.
+    updates = list(make(cfg, reply).stream("Which storm hit the coast of Brittany?"))
+    assert all(re.search(r"[a-z]", u.text) for u in updates if u.text)
     # A number asked for is an answer: not asked again. Nor is a reply that is a number again.
     for question in ("How many storms hit Brittany?", "Which storm hit the coast of Brittany?"):
         a = make(cfg, lambda m: f"{passage_number(m, '120 km/h')} [1]")

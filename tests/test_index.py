@@ -49,17 +49,18 @@ def test_html_keeps_visible_article_text_and_title(tmp_path):
     seeds = make_seeds(
         tmp_path,
         {
-            "a.html": """<html><head><title>Talks stall</title>
+            "a.html": """<html><head><title>Talks stall | World | The Example Times</title>
         <meta property="article:published_time" content="2025-04-18T10:00:00Z">
         <script>var secret = "do not index";</script><style>p {color: red}</style></head>
-        <body><nav>Home | World</nav><article><h1>Talks stall</h1>
+        <body><header><h1>The Example Times</h1></header>
+        <nav>Home | World</nav><article><h1>Talks stall</h1>
         <p>Rubio warned the US could <b>walk away</b>.</p><p>A deal is due by April 26.</p>
         </article><footer>Copyright</footer></body></html>"""
         },
     )
     files, _ = scan(seeds)
     doc = read_document(files[0])
-    assert doc.title == "Talks stall"
+    assert doc.title == "Talks stall"  # the headline, without the site's name
     assert doc.date == "2025-04-18"
     assert "walk away" in doc.text and "April 26" in doc.text
     for junk in ("secret", "color", "Home | World", "Copyright", "<b>"):
