@@ -174,6 +174,16 @@ def test_a_follow_up_of_one_word_is_read_with_the_conversation(assistant):
     assert "Thursday" in answer.text
 
 
+def test_a_date_said_by_someone_named_in_the_conversation_is_answered(assistant):
+    # The model first answered this with a sentence's number ("4 [5]"): asked again for the
+    # answer's words, it gives the day Trump named.
+    history = [("Who did Trump hold a press conference with?", "Giorgia Meloni [1].")]
+    answer = assistant.ask("When did he say the minerals deal would be signed?", history)
+    assert "Trump" in answer.standalone_question, answer.standalone_question
+    assert not answer.abstained, (answer.text, answer.decision)
+    assert "Thursday" in answer.text
+
+
 def test_cli_ask_json(seeds_copy):
     env = {**os.environ, "ASSISTANT_MAX_NEW_TOKENS": "96"}
     out = subprocess.run(
