@@ -180,3 +180,41 @@ def passage_number(messages: list[dict[str, str]], needle: str) -> int:
         if line.startswith("[") and needle in line:
             return int(line[1 : line.index("]")])
     raise AssertionError(f"{needle!r} not in prompt")
+
+
+def pdf_bytes(
+    pages: list[list[str]], password: str | None = None, owner_only: bool = False
+) -> bytes:
+    """A real PDF written by pypdf, one page per list of lines, optionally encrypted
+    (owner_only: it opens without a password; only printing and copying are restricted)."""
+    import io
+
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    writer = PdfWriter()
+    font = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica"),
+        }
+    )
+    for lines in pages:
+        page = writer.add_blank_page(600, 800)
+        stream = DecodedStreamObject()
+        shown = "\n".join(f"({line}) Tj T*" for line in lines)
+        stream.set_data(f"BT /F1 10 Tf 12 TL 20 760 Td\n{shown}\nET".encode())
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
+        )
+        page[NameObject("/Contents")] = writer._add_object(stream)
+    if password is not None:
+        writer.encrypt(
+            user_password="" if owner_only else password,
+            owner_password=password,
+            algorithm="RC4-128",  # pure Python: AES needs the cryptography package
+        )
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

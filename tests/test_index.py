@@ -12,7 +12,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-from fakes import YEAR_DOCS, HashingEmbedder, seeded_config
+from fakes import YEAR_DOCS, HashingEmbedder, pdf_bytes, seeded_config
 
 from assistant import chunking, store
 from assistant.citations import sentences_of
@@ -121,30 +121,8 @@ def test_find_date_variants():
 
 
 def _write_pdf(path: Path, pages: list[list[str]]) -> None:
-    """A real PDF, one page per list of lines, written by pypdf itself."""
-    pypdf = pytest.importorskip("pypdf")
-    from pypdf.generic import NameObject
-
-    writer = pypdf.PdfWriter()
-    for lines in pages:
-        page = writer.add_blank_page(600, 800)
-        stream = pypdf.generic.DecodedStreamObject()
-        shown = "\n".join(f"({line}) Tj T*" for line in lines)
-        stream.set_data(f"BT /F1 10 Tf 12 TL 20 760 Td\n{shown}\nET".encode())
-        font = pypdf.generic.DictionaryObject(
-            {
-                NameObject("/Type"): NameObject("/Font"),
-                NameObject("/Subtype"): NameObject("/Type1"),
-                NameObject("/BaseFont"): NameObject("/Helvetica"),
-            }
-        )
-        page[NameObject("/Resources")] = pypdf.generic.DictionaryObject(
-            {NameObject("/Font"): pypdf.generic.DictionaryObject({NameObject("/F1"): font})}
-        )
-        page[NameObject("/Contents")] = writer._add_object(stream)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        writer.write(fh)
+    path.write_bytes(pdf_bytes(pages))
 
 
 def test_pdf_pages_and_offsets(tmp_path):

@@ -8,7 +8,6 @@ escaping, auth), test_generation.py (missing model packages). See docs/ROBUSTNES
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import re
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from fakes import HashingEmbedder, ScriptedEngine, ScriptedGenerator, passage_number
+from fakes import HashingEmbedder, ScriptedEngine, ScriptedGenerator, passage_number, pdf_bytes
 
 from assistant import chat, cli, rag, ui
 from assistant.config import Config
@@ -40,34 +39,7 @@ def deal_reply(messages) -> str:
 
 def _pdf(text: str, password: str | None = None, owner_only: bool = False) -> bytes:
     """A one-page PDF with `text`, optionally encrypted (pypdf's writer)."""
-    from pypdf import PdfWriter
-    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
-
-    writer = PdfWriter()
-    page = writer.add_blank_page(400, 200)
-    stream = DecodedStreamObject()
-    stream.set_data(f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode())
-    font = DictionaryObject(
-        {
-            NameObject("/Type"): NameObject("/Font"),
-            NameObject("/Subtype"): NameObject("/Type1"),
-            NameObject("/BaseFont"): NameObject("/Helvetica"),
-        }
-    )
-    page[NameObject("/Resources")] = DictionaryObject(
-        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
-    )
-    page[NameObject("/Contents")] = writer._add_object(stream)
-    if password is not None:
-        # owner_only: opens without a password (only printing/copying is restricted).
-        writer.encrypt(
-            user_password="" if owner_only else password,
-            owner_password=password,
-            algorithm="RC4-128",  # pure Python: AES needs the cryptography package,
-        )
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    return pdf_bytes([[text]], password, owner_only)
 
 
 def test_encrypted_pdf_is_skipped_and_owner_locked_pdf_is_read(tmp_path):
