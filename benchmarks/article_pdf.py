@@ -14,12 +14,12 @@ the time printed and the page's title and footed by its address and "page/pages"
 from __future__ import annotations
 
 import argparse
-import io
+import sys
 import textwrap
 from pathlib import Path
 
-from pypdf import PdfWriter
-from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from fakes import pdf_bytes  # noqa: E402  (the tests' PDF writer: one writer for both)
 
 ARTICLE = Path(__file__).parent / "article"
 LINES_PER_PAGE = 60
@@ -41,30 +41,7 @@ def typeset(text: str, width: int = 90, printed: str = "") -> bytes:
             [f"4/18/25, 10:15 AM    {title}", "", *page, "", f"{printed}    {i}/{len(pages)}"]
             for i, page in enumerate(pages, 1)
         ]
-    writer = PdfWriter()
-    font = DictionaryObject(
-        {
-            NameObject("/Type"): NameObject("/Font"),
-            NameObject("/Subtype"): NameObject("/Type1"),
-            NameObject("/BaseFont"): NameObject("/Helvetica"),
-        }
-    )
-    for lines_of_page in pages:
-        page = writer.add_blank_page(612, 792)
-        shown = [
-            "(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") Tj T*"
-            for line in lines_of_page
-        ]
-        stream = DecodedStreamObject()
-        ops = "BT /F1 10 Tf 12 TL 40 760 Td\n" + "\n".join(shown) + "\nET"
-        stream.set_data(ops.encode("latin-1", "replace"))
-        page[NameObject("/Resources")] = DictionaryObject(
-            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
-        )
-        page[NameObject("/Contents")] = writer._add_object(stream)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    return pdf_bytes(pages)
 
 
 def main() -> None:

@@ -185,8 +185,9 @@ def passage_number(messages: list[dict[str, str]], needle: str) -> int:
 def pdf_bytes(
     pages: list[list[str]], password: str | None = None, owner_only: bool = False
 ) -> bytes:
-    """A real PDF written by pypdf, one page per list of lines, optionally encrypted
-    (owner_only: it opens without a password; only printing and copying are restricted)."""
+    """A real PDF written by pypdf, one page per list of lines (Helvetica 10 pt, Latin-1),
+    optionally encrypted (owner_only: it opens without a password; only printing and copying
+    are restricted). `benchmarks/article_pdf.py` typesets its sets with it too."""
     import io
 
     from pypdf import PdfWriter
@@ -203,8 +204,8 @@ def pdf_bytes(
     for lines in pages:
         page = writer.add_blank_page(600, 800)
         stream = DecodedStreamObject()
-        shown = "\n".join(f"({line}) Tj T*" for line in lines)
-        stream.set_data(f"BT /F1 10 Tf 12 TL 20 760 Td\n{shown}\nET".encode())
+        shown = "\n".join(f"({_pdf_string(line)}) Tj T*" for line in lines)
+        stream.set_data(f"BT /F1 10 Tf 12 TL 20 760 Td\n{shown}\nET".encode("latin-1", "replace"))
         page[NameObject("/Resources")] = DictionaryObject(
             {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
         )
@@ -218,3 +219,8 @@ def pdf_bytes(
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def _pdf_string(line: str) -> str:
+    """A line as a PDF string's body: its backslashes and parentheses escaped."""
+    return line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
