@@ -352,6 +352,9 @@ class Assistant:
         # model is asked to point at it.
         kind = decision.asked_type(named)
         statement = kind == "statement"
+        # A short answer that reads as a unit's number is asked again for its words (below),
+        # unless a number is what the question asks for.
+        may_ask_again = kind not in ("statement", "number")
         request = self.cfg.point_request if statement else ""
         messages = evidence_messages(standalone, units, self.cfg.system_prompt, request)
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
@@ -364,12 +367,13 @@ class Assistant:
             pieces.append(piece)
             # A statement's reply is a unit's number, its answer that unit; a short answer that
             # so far reads as a unit's number may be asked again (below): neither is shown yet.
-            if not statement and not _numbers_a_unit(_body(text), units):
-                yield _replace(base, text=_body(text), timings=dict(timings))
+            body = _body(text)
+            if not statement and not (may_ask_again and _numbers_a_unit(body, units)):
+                yield _replace(base, text=body, timings=dict(timings))
         if first is not None and len(pieces) > 1:
             gen_s = time.perf_counter() - first
             timings["tokens_per_s"] = round((len(pieces) - 1) / gen_s, 2) if gen_s > 0 else 0.0
-        if kind not in ("statement", "number") and _numbers_a_unit(_body(text), units):
+        if may_ask_again and _numbers_a_unit(_body(text), units):
             # The model wrote a sentence's number as its answer ("4 [4]" for "How soon ...?",
             # its likeliest first tokens being 4, 2, 3 and 1): it pointed without answering. Asked
             # again for the answer's words (the prompt is cached up to the request line), it

@@ -586,11 +586,15 @@ def test_a_sentence_number_given_as_the_answer_is_asked_again_for_the_answers_wo
     # The number is never shown as the answer while the reply streams in.
     updates = list(make(cfg, reply).stream("Which storm hit the coast of Brittany?"))
     assert all(re.search(r"[a-z]", u.text) for u in updates if u.text)
-    # A number asked for is an answer: not asked again. Nor is a reply that is a number again.
+    # A number asked for is an answer: not asked again, and shown as it streams in. Nor is a
+    # reply that is a number again asked a third time.
     for question in ("How many storms hit Brittany?", "Which storm hit the coast of Brittany?"):
         a = make(cfg, lambda m: f"{passage_number(m, '120 km/h')} [1]")
         a.ask(question)
         assert len(a.generator.prompts) == (1 if question.startswith("How many") else 2)
+    a = make(cfg, lambda m: f"{passage_number(m, '120 km/h')} [1]")
+    streamed = [u.text for u in a.stream("How many storms hit Brittany?")][:-1]
+    assert any(re.fullmatch(r"\d+", t) for t in streamed)
 
 
 def test_an_unsupported_detail_is_cut_and_the_supported_core_stands(cfg):
