@@ -3,10 +3,11 @@
 The model writes a short answer and cites a unit; the system then rates each unit as the
 answer's support: how many of the answer's words it holds, whether the model cited it, whether
 it (and the answer) hold the kind of answer asked for (a date, a number, a name), the question's
-own numbers and names, its similarity and retrieval rank. A logistic model over these features,
-fitted on the shared dev sets and the shipped article's questions by `benchmarks/decision.py`
-(its output is `WEIGHTS` below), gives the probability that the answer is right; below
-`Config.answer_threshold` the assistant refuses.
+own numbers and names, its similarity and retrieval rank, and the model's own token scores (its
+confidence in the answer, and how likely it was to reply "not found" instead). A logistic model
+over these features, fitted on the shared dev sets and the shipped article's questions by
+`benchmarks/decision.py` (its output is `WEIGHTS` below), gives the probability that the answer
+is right; below `Config.answer_threshold` the assistant refuses.
 A statement's answer (a unit's own words) has weights and a threshold of its own
 (`STATEMENT_WEIGHTS`, `Config.statement_threshold`).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from . import dates
 from .citations import (
@@ -128,19 +130,65 @@ FEATURES = (
     "rank",  # 1 / the place of the unit's document among the retrieved passages' documents
     "confidence",  # the model's own: geometric mean of its answer tokens' probabilities
     "score",  # the unit's evidence score: cosine plus keyword share plus answer-type bonus
+    "not_found",  # log of the model's probability of beginning its reply "not" ("not found")
 )
 # Fitted by `python benchmarks/decision.py --sample 100 --fit ...` (docs/EVAL.md) on the
 # passages chosen with the year ranking and read by relevance (retrieval.py), `rank` that of the
 # unit's document, the article set among the sets so that the fit sees a person's own news
 # article beside RGB's snippets.
 # Intercept last.
-WEIGHTS = (1.635, -1.197, 0.082, 0.038, 0.020, -0.148, -0.142, -0.287, 1.747, 1.964, -0.035, -3.790)
+WEIGHTS = (
+    1.568,
+    -1.086,
+    -0.023,
+    0.412,
+    0.127,
+    -0.174,
+    0.030,
+    -0.240,
+    1.747,
+    0.762,
+    -0.439,
+    -0.504,
+    -4.856,
+)
 # The same features for a statement's answer, a unit's own words (`attribute_statement`),
 # fitted on the statement questions alone by the same command.
-STATEMENT_WEIGHTS = (0.0, 0.513, 0.0, 0.0, 0.0, -0.036, 0.897, 0.880, 0.862, 0.439, 1.099, -3.057)
-# The confidence feature's value when the engine gives no scores (the transformers engine):
-# the median over the answers the weights were fitted on.
+STATEMENT_WEIGHTS = (
+    0.0,
+    0.513,
+    0.0,
+    0.0,
+    0.0,
+    -0.036,
+    0.897,
+    0.880,
+    0.862,
+    0.439,
+    1.099,
+    0.0,
+    -3.057,
+)
+# The model's features' values when the engine gives no scores (the transformers engine): the
+# medians over the answers the weights were fitted on.
 UNKNOWN_CONFIDENCE = 0.903
+UNKNOWN_NOT_FOUND = -3.945
+# The least probability `not_found` reads (its log is the feature): below it, no difference.
+NOT_FOUND_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """What the model's own token scores say of its reply; None where the engine gave none."""
+
+    confidence: float | None = None  # `confidence`
+    not_found: float | None = None  # P(the reply begins "not"), at its first position
+
+
+def model_scores(pieces: Sequence[str]) -> ModelScores:
+    """The model's scores of a reply streamed as Tokens (generation.Token)."""
+    first = getattr(pieces[0], "not_found", None) if pieces else None
+    return ModelScores(confidence(pieces), first)
 
 
 def confidence(pieces: Sequence[str]) -> float | None:
@@ -221,7 +269,7 @@ def unit_features(
     unit: Evidence,
     cited: Sequence[int],
     best_similarity: float,
-    sure: float | None = None,
+    scores: ModelScores = ModelScores(),
 ) -> dict[str, float]:
     """The features of `answer` resting on `unit` (read with its title and date)."""
     terms = key_terms(question)
@@ -232,6 +280,8 @@ def unit_features(
     claims = answer_terms(answer, question)
     held = _content(read) | _numbers(read)  # the same stemmed words as the claims
     kind = asked_type(question)
+    sure = scores.confidence
+    declined = None if scores.not_found is None else max(scores.not_found, NOT_FOUND_FLOOR)
     return {
         "support": sum(_found(t, held) for t in claims) / len(claims) if claims else 0.0,
         "cited": float(unit.n in cited),
@@ -244,6 +294,7 @@ def unit_features(
         "rank": 1.0 / unit.doc_rank,
         "confidence": UNKNOWN_CONFIDENCE if sure is None else sure,
         "score": unit.score,
+        "not_found": UNKNOWN_NOT_FOUND if declined is None else math.log(declined),
     }
 
 
@@ -259,7 +310,7 @@ def attribute(
     units: Sequence[Evidence],
     cited: Sequence[int],
     weights: Sequence[float] = WEIGHTS,
-    sure: float | None = None,
+    scores: ModelScores = ModelScores(),
 ) -> tuple[Evidence, dict[str, float], float]:
     """(the unit the answer rests on, its features, the probability the answer is right).
 
@@ -276,7 +327,7 @@ def attribute(
     claims = answer_terms(answer, question)
     rated = []
     for unit in units:
-        features = unit_features(question, answer, unit, cited, best_similarity, sure)
+        features = unit_features(question, answer, unit, cited, best_similarity, scores)
         p = 0.0 if (strict and not features["type"]) or dated else probability(features, weights)
         # An answer that adds no words of its own (a restated question) rests on the unit it cites.
         first = features["support"] if claims else features["cited"]
@@ -290,7 +341,7 @@ def attribute_statement(
     units: Sequence[Evidence],
     cited: Sequence[int],
     weights: Sequence[float] = STATEMENT_WEIGHTS,
-    sure: float | None = None,
+    scores: ModelScores = ModelScores(),
 ) -> tuple[Evidence, dict[str, float], float]:
     """(the unit whose own words answer a statement question, its features, the probability).
 
@@ -302,7 +353,7 @@ def attribute_statement(
     ("Did Putin attend the Paris meeting?": a sentence on the Paris meeting without Putin).
     """
     best_similarity = max(u.similarity for u in units)
-    rated = {u.n: unit_features(question, u.text, u, cited, best_similarity, sure) for u in units}
+    rated = {u.n: unit_features(question, u.text, u, cited, best_similarity, scores) for u in units}
     unit = units[0]
     named = [u for u in units if rated[u.n]["names"] > rated[unit.n]["names"]]
     if named:

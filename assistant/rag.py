@@ -401,7 +401,7 @@ class Assistant:
             reply = "[" + "".join(pointed)
             if any(u.n in markers_in(reply) for u in units):
                 text, pieces = reply, pointed
-        yield self._finish(base, text, timings, started, statement, decision.confidence(pieces))
+        yield self._finish(base, text, timings, started, statement, decision.model_scores(pieces))
 
     def _finish(
         self,
@@ -410,7 +410,7 @@ class Assistant:
         timings: dict,
         started: float,
         asks_statement: bool,
-        sure: float | None = None,
+        scores: decision.ModelScores,
     ) -> Answer:
         """The checked answer from the unit it rests on, or the refusal the decision made."""
         question = base.standalone_question or base.question
@@ -435,13 +435,15 @@ class Assistant:
             # What someone said, why, how: the words of the best-ranked unit (or of one with
             # more of the question's names) answer; the model's pick is a feature.
             unit, features, p = decision.attribute_statement(
-                question, base.evidence, cited, sure=sure
+                question, base.evidence, cited, scores=scores
             )
         else:
             # A date in digits reads two ways ("6/7/2020"): the answer takes it as the evidence
             # writes it, so the decision and the person read the same date.
             body = dates.as_written(body, [u.text for u in base.evidence])
-            unit, features, p = decision.attribute(question, body, base.evidence, cited, sure=sure)
+            unit, features, p = decision.attribute(
+                question, body, base.evidence, cited, scores=scores
+            )
         record = {"probability": round(p, 4), "threshold": threshold, "unit": float(unit.n)}
         base = _replace(base, decision={**record, **{k: round(v, 4) for k, v in features.items()}})
         if p < threshold:

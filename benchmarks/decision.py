@@ -205,8 +205,9 @@ def main() -> None:
             print(f"{len(y)} answers, {int(y.sum())} right")
             print(f"{name} = (" + ", ".join(f"{w:.3f}" for w in weights) + ")")
             if not quoted:
-                sure = x[:, decision.FEATURES.index("confidence")]
-                print(f"UNKNOWN_CONFIDENCE = {float(np.median(sure)):.3f}")
+                for feature in ("confidence", "not_found"):
+                    median = float(np.median(x[:, decision.FEATURES.index(feature)]))
+                    print(f"UNKNOWN_{feature.upper()} = {median:.3f}")
             print("  " + ", ".join(decision.FEATURES) + ", intercept")
         separation(mine, weights, args.answers_from.name if args.answers_from else None)
         for set_name in dict.fromkeys(s for s, *_ in mine):

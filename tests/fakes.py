@@ -50,7 +50,8 @@ class HashingEmbedder:
 
 class ScriptedGenerator:
     """Replies with a scripted text (or a function of the messages), streamed word by word;
-    with `logprob`, each word is a Token the model gave that log-probability."""
+    with `logprob`, each word is a Token the model gave that log-probability, the first with
+    `not_found` as the probability it gave to beginning "not"."""
 
     name = "scripted"
 
@@ -58,9 +59,11 @@ class ScriptedGenerator:
         self,
         reply: str | Callable[[list[dict[str, str]]], str] = "",
         logprob: float | None = None,
+        not_found: float | None = None,
     ) -> None:
         self.reply = reply
         self.logprob = logprob
+        self.not_found = not_found
         self.prompts: list[list[dict[str, str]]] = []
         self._lock = threading.Lock()
 
@@ -79,7 +82,10 @@ class ScriptedGenerator:
         for i, piece in enumerate(re.findall(r"\S+\s*", text)):
             if i >= max_new_tokens or (stop is not None and stop.is_set()):
                 return
-            yield piece if self.logprob is None else Token(piece, self.logprob)
+            if self.logprob is None:
+                yield piece
+            else:
+                yield Token(piece, self.logprob, self.not_found if i == 0 else None)
 
 
 class SilentGenerator(ScriptedGenerator):

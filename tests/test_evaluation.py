@@ -393,6 +393,14 @@ def test_replayed_replies_rescore_without_the_model(eval_cfg, tmp_path):
     assert list(ReplayGenerator(ScriptedGenerator("cut"), path).stream(messages, stop=stop)) == []
     assert len(path.read_text().splitlines()) == calls
 
+    # The model's scores come back with the reply: the first piece's chance of "not found" too.
+    scored = ScriptedGenerator("Paris [1]", logprob=-0.5, not_found=0.02)
+    messages = [{"role": "user", "content": "Where?"}]
+    list(ReplayGenerator(scored, path).stream(messages))
+    again = list(ReplayGenerator(scored, path).stream(messages))
+    assert len(scored.prompts) == 1 and again == ["Paris ", "[1]"]
+    assert [(p.logprob, p.not_found) for p in again] == [(-0.5, 0.02), (-0.5, None)]
+
 
 def test_changed_settings_do_not_reuse_results(eval_cfg):
     tiny = load_set(TINY, limit=2)

@@ -716,6 +716,22 @@ def test_an_answer_the_model_is_unsure_of_scores_lower(cfg):
     assert unsure["probability"] < unknown["probability"] < sure["probability"]
 
 
+def test_an_answer_the_model_nearly_refused_scores_lower(cfg):
+    # The same reply, its first word given the same probability, but "not" (the start of "not
+    # found") weighed at 0.5 instead of 0.001 in its place: the model nearly declined.
+    reply = lambda m: f"Magnus Carlsen [{passage_number(m, 'Stavanger')}]"  # noqa: E731
+    q = "Who won the Norway Chess tournament?"
+    firm = make(cfg, reply, logprob=-0.1, not_found=0.001).ask(q).decision
+    torn = make(cfg, reply, logprob=-0.1, not_found=0.5).ask(q).decision
+    unknown = make(cfg, reply, logprob=-0.1).ask(q).decision  # not read by this engine
+    assert firm["not_found"] == pytest.approx(math.log(0.001), abs=1e-3)
+    assert unknown["not_found"] == decision.UNKNOWN_NOT_FOUND
+    assert torn["probability"] < unknown["probability"] < firm["probability"]
+    # Only the reply's first position is read: a later piece's score is not the reply's start.
+    assert decision.model_scores([Token("Paris", -0.1), Token(" [2]", -0.1, 0.9)]).not_found is None
+    assert decision.model_scores([]) == decision.ModelScores()
+
+
 def test_a_not_found_reply_is_a_refusal_with_a_zero_score(cfg):
     answer = make(cfg, "not found").ask("What is Rubio's age?")
     assert answer.abstained and answer.decision["probability"] == 0.0

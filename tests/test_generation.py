@@ -316,6 +316,12 @@ def test_llamacpp_streams_greedy_pieces() -> None:
     expected = 2.0 - math.log(math.exp(2.0) + 3)
     assert [round(p.logprob, 6) for p in pieces] == [round(expected, 6)] * 3
     assert list(gen.stream(MESSAGES, max_new_tokens=2)) == ["Hel", "lo"]
+    # The first piece also carries the probability of beginning "not" (the refusal "not found"),
+    # here the tokenizer's token 1 at logit 0 against the chosen token's 2.
+    fake.tokenize = lambda data, add_bos=True, special=False: [1] if data == b"not" else list(data)
+    first, *rest = gen.stream(MESSAGES)
+    assert first.not_found == pytest.approx(1 / (math.exp(2.0) + 3))
+    assert [p.not_found for p in rest] == [None, None]
     ended = LlamaCppGenerator(FakeLlama(["a", "b", "c"]), name="x", is_end=lambda t: t == 1)
     assert list(ended.stream(MESSAGES)) == ["a"]  # the end token ends the reply, unshown
     prompt = bytes(fake.calls[0]["prompt"]).decode()

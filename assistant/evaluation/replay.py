@@ -23,6 +23,7 @@ class StoredReply(TypedDict):
     key: str
     pieces: list[str]
     logprobs: list[float | None]  # each piece's log-probability, None where the engine gave none
+    not_found: float | None  # the first piece's Token.not_found, None where the engine gave none
     first_token_ms: float | None  # None for a reply of no pieces
     total_ms: float
 
@@ -47,7 +48,7 @@ class ReplayGenerator:
             for line in self.path.read_text("utf-8").splitlines():
                 try:
                     entry = json.loads(line)
-                    if "logprobs" in entry:  # older replies lack the scores: made again
+                    if "not_found" in entry:  # older replies lack the scores: made again
                         self.entries[entry["key"]] = entry
                 except (ValueError, KeyError, TypeError):
                     continue  # a torn last line
@@ -67,8 +68,10 @@ class ReplayGenerator:
         if entry is not None:
             self.replayed.append(entry)
             self._said(messages, "".join(entry["pieces"]))
+            first = entry["not_found"]
             for piece, logprob in zip(entry["pieces"], entry["logprobs"]):
-                yield piece if logprob is None else Token(piece, logprob)
+                yield piece if logprob is None else Token(piece, logprob, first)
+                first = None
             return
         started = time.perf_counter()
         pieces: list[str] = []
@@ -86,6 +89,7 @@ class ReplayGenerator:
             "key": key,
             "pieces": [str(p) for p in pieces],
             "logprobs": [getattr(p, "logprob", None) for p in pieces],
+            "not_found": getattr(pieces[0], "not_found", None) if pieces else None,
             "first_token_ms": first_ms,
             "total_ms": total_ms,
         }

@@ -43,15 +43,25 @@ class Token(str):
     """A piece of a streamed reply with the log-probability the model gave it (greedy).
 
     Engines that can read their scores yield these; a plain str piece has no score. The
-    decision reads the model's confidence in its answer from them (decision.confidence).
+    decision reads the model's confidence in its answer from them (decision.confidence). A
+    reply's first Token also carries `not_found`: the probability the model gave, at that first
+    position, to beginning its reply with "not" (NOT_FOUND_STARTS), the first word of the
+    refusal "not found" that the system prompt asks for; None where it was not read.
     """
 
     logprob: float
+    not_found: float | None
 
-    def __new__(cls, text: str, logprob: float) -> Token:
+    def __new__(cls, text: str, logprob: float, not_found: float | None = None) -> Token:
         piece = super().__new__(cls, text)
         piece.logprob = logprob
+        piece.not_found = not_found
         return piece
+
+
+# The ways the model may begin the reply "not found" (Config.system_prompt): the first token of
+# each is read at a reply's first position (Token.not_found).
+NOT_FOUND_STARTS = ("not", " not", "Not", "NOT")
 
 
 class Generator(Protocol):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.generation import (
     LOOKUP_TOKENS,
+    NOT_FOUND_STARTS,
     GeneratorError,
     Token,
     check_context,
@@ -160,12 +161,16 @@ class LlamaCppGenerator:
 
         The last position's logits are read after each step (no `logits_all`, which would run
         the output layer over every prompt position): the chosen token is their maximum, so its
-        log-probability is that maximum minus their log-sum-exp.
+        log-probability is that maximum minus their log-sum-exp. At the first position they
+        also give the probability of beginning "not" (Token.not_found), on the first Token.
         """
         import numpy as np
 
         llama = self.llama
         n_vocab = llama.n_vocab()
+        starts = {llama.tokenize(w.encode(), add_bos=False)[0] for w in NOT_FOUND_STARTS}
+        not_ids = sorted(t for t in starts if t < n_vocab)
+        not_found: float | None = None
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pending = 0.0  # log-probabilities of tokens whose bytes do not yet make a character
         # A token list goes in as is (no BOS added); llama.cpp reuses the KV cache of the
@@ -184,11 +189,14 @@ class LlamaCppGenerator:
                     )
                 logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(n_vocab,))
                 top = float(logits.max())
-                pending += -float(np.log(np.exp(logits - top).sum()))
+                norm = float(np.log(np.exp(logits - top).sum()))
+                pending -= norm
+                if n == 0:
+                    not_found = float(np.exp(logits[not_ids] - top - norm).sum())
                 piece = text.decode(llama.detokenize([token]))
                 if piece:
-                    yield Token(piece, pending)
-                    pending = 0.0
+                    yield Token(piece, pending, not_found)
+                    pending, not_found = 0.0, None
                 if n + 1 >= max_new_tokens:
                     break
         finally:
