@@ -88,8 +88,8 @@ class Config:
     other_year_penalty: float = 1.0
     # Answer when the fitted probability that the model's answer is right is at
     # least this (assistant/decision.py); 0 never refuses there, 1 always does. The curve
-    # and the choice of 0.30 are in docs/EVAL.md ("The decision").
-    answer_threshold: float = 0.3
+    # and the choice of 0.25 are in docs/EVAL.md ("The decision").
+    answer_threshold: float = 0.25
     # The same for a statement's answer, a unit's own words (what someone said, why, how),
     # whose probability has weights of its own (decision.STATEMENT_WEIGHTS).
     statement_threshold: float = 0.4
